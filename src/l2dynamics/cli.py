@@ -1,0 +1,331 @@
+"""The ``l2dyn`` command line: parse → config → library call → print/save.
+
+Bad input of any kind (an unknown option value, a missing file, an out-of-range number) ends
+with one line ``l2dyn: error: …`` on standard error and exit code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, validate
+from l2dynamics.errors import L2DynError
+
+err = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="l2dynamics")
+def app() -> None:
+    """l2dynamics: training dynamics of deep networks under L2 regularization."""
+
+
+def _model_options(**given: Any) -> dict[str, Any]:
+    """Only the model options the user actually gave (the model's defaults stand otherwise)."""
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _check_out(out: Path | None) -> None:
+    if out is not None and not out.parent.resolve().is_dir():
+        raise L2DynError(f"--out: directory {out.parent} does not exist")
+
+
+def _options(specs: list[tuple]) -> Any:
+    """Apply a list of ``(flags, kwargs)`` click options to a command, in order."""
+
+    def decorate(fn):
+        for flags, kwargs in reversed(specs):
+            fn = click.option(*flags, **kwargs)(fn)
+        return fn
+
+    return decorate
+
+
+DATA_OPTIONS = [
+    (
+        ("--data",),
+        dict(
+            type=click.Choice(["digits", "mnist", "cifar10"]),
+            default="digits",
+            show_default=True,
+            help="Data set; digits is embedded (no download).",
+        ),
+    ),
+    (
+        ("--data-dir",),
+        dict(default=None, help="Directory of MNIST IDX / CIFAR-10 files (default: $L2DYN_DATA)."),
+    ),
+    (("--n-train",), dict(type=int, default=None, help="Training-subset size (default: all).")),
+    (("--n-test",), dict(type=int, default=None, help="Test-subset size (default: all).")),
+    (
+        ("--subset-seed",),
+        dict(type=int, default=0, show_default=True, help="Seed of the subset draw."),
+    ),
+    (("--balanced",), dict(is_flag=True, help="Class-balanced training subset.")),
+    (
+        ("--standardize/--no-standardize",),
+        dict(default=True, show_default=True, help="Per-channel standardization."),
+    ),
+    (("--even-odd",), dict(is_flag=True, help="Binary labels: even (0) vs odd (1) class.")),
+    (("--flip",), dict(is_flag=True, help="Random horizontal flips.")),
+    (
+        ("--crop",),
+        dict(
+            type=int,
+            default=0,
+            show_default=True,
+            help="Random crops from an image zero-padded by this many pixels.",
+        ),
+    ),
+    (("--mixup",), dict(type=float, default=0.0, show_default=True, help="Mixup α (0 = off).")),
+]
+
+MODEL_OPTIONS = [
+    (
+        ("--model",),
+        dict(
+            type=click.Choice(["fc", "cnn", "wrn"]),
+            default="fc",
+            show_default=True,
+            help="Network.",
+        ),
+    ),
+    (("--depth",), dict(type=int, default=None, help="FC hidden layers / WRN depth (6n+4).")),
+    (("--width",), dict(type=int, default=None, help="FC width / WRN width factor.")),
+    (("--channels",), dict(type=int, default=None, help="CNN channels.")),
+    (("--batch-norm/--no-batch-norm",), dict(default=None, help="CNN BatchNorm.")),
+    (("--bias/--no-bias",), dict(default=None, help="Bias parameters.")),
+    (("--activation",), dict(default=None, help="relu, tanh, erf, gelu or linear.")),
+    (
+        ("--sigma-w",),
+        dict(type=float, default=None, help="Weight init scale σ_w: W ~ N(0, σ_w²/fan_in)."),
+    ),
+    (("--sigma-b",), dict(type=float, default=None, help="Bias init scale σ_b.")),
+    (("--pool-window",), dict(type=int, default=None, help="CNN max-pool window.")),
+    (("--pool-stride",), dict(type=int, default=None, help="CNN max-pool stride.")),
+]
+
+RUN_OPTIONS = [
+    (
+        ("--loss",),
+        dict(default="xent", show_default=True, help="xent (normalized cross-entropy) or mse."),
+    ),
+    (
+        ("--eta",),
+        dict(type=float, default=0.1, show_default=True, help="Learning rate η (per step)."),
+    ),
+    (
+        ("--lam",),
+        dict(type=float, default=0.01, show_default=True, help="L2 coefficient λ of (λ/2)‖θ‖²."),
+    ),
+    (
+        ("--momentum",),
+        dict(
+            type=float, default=0.0, show_default=True, help="Heavy-ball momentum (0 = plain SGD)."
+        ),
+    ),
+    (
+        ("--lr-schedule",),
+        dict(
+            default="constant",
+            show_default=True,
+            help="constant, or step (×0.2 at 30%, 60%, 90% of the budget).",
+        ),
+    ),
+    (
+        ("--l2-mask",),
+        dict(default="all", show_default=True, help="L2 on all parameters, or on weights only."),
+    ),
+    (("--batch-size",), dict(type=int, default=None, help="Minibatch size (default: full batch).")),
+    (("--epochs",), dict(type=float, default=None, help="Budget in epochs.")),
+    (
+        ("--budget-c",),
+        dict(
+            type=float,
+            default=None,
+            help="Budget of c/(η·λ) epochs (default when no budget is given: c = 2).",
+        ),
+    ),
+    (("--max-epochs",), dict(type=float, default=None, help="Cap on the budget, in epochs.")),
+    (
+        ("--measure",),
+        dict(
+            default="log",
+            show_default=True,
+            help="Measurement schedule: log (log-spaced) or every.",
+        ),
+    ),
+    (
+        ("--measure-every",),
+        dict(
+            type=int,
+            default=10,
+            show_default=True,
+            help="Steps between measurements (--measure every).",
+        ),
+    ),
+    (
+        ("--measure-resolution",),
+        dict(
+            type=float,
+            default=0.05,
+            show_default=True,
+            help="Largest relative gap between measurements (--measure log).",
+        ),
+    ),
+    (
+        ("--eval-batch-size",),
+        dict(type=int, default=1000, show_default=True, help="Evaluation chunk size."),
+    ),
+    (
+        ("--seed",),
+        dict(
+            type=int, default=0, show_default=True, help="Seed of initialization and batch order."
+        ),
+    ),
+]
+
+
+def _train_config(o: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` that the parsed ``l2dyn train`` options describe."""
+    budget_c = o["budget_c"]
+    if o["epochs"] is None and budget_c is None and o["max_epochs"] is None:
+        budget_c = 2.0
+    options = _model_options(
+        depth=o["depth"],
+        width=o["width"],
+        channels=o["channels"],
+        batch_norm=o["batch_norm"],
+        use_bias=o["bias"],
+        activation=o["activation"],
+        sigma_w=o["sigma_w"],
+        sigma_b=o["sigma_b"],
+        pool_window=o["pool_window"],
+        pool_stride=o["pool_stride"],
+    )
+    data = DataConfig(
+        o["data"],
+        o["data_dir"],
+        o["n_train"],
+        o["n_test"],
+        o["subset_seed"],
+        o["balanced"],
+        o["standardize"],
+        o["even_odd"],
+        o["flip"],
+        o["crop"],
+        o["mixup"],
+    )
+    return TrainConfig(
+        data=data,
+        model=ModelConfig(o["model"], options),
+        loss=o["loss"],
+        eta=o["eta"],
+        lam=o["lam"],
+        momentum=o["momentum"],
+        lr_schedule=o["lr_schedule"],
+        l2_mask=o["l2_mask"],
+        batch_size=o["batch_size"],
+        budget_epochs=o["epochs"],
+        budget_c=budget_c,
+        max_epochs=o["max_epochs"],
+        measure=o["measure"],
+        measure_every=o["measure_every"],
+        measure_resolution=o["measure_resolution"],
+        eval_batch_size=o["eval_batch_size"],
+        seed=o["seed"],
+    )
+
+
+@app.command()
+@_options(DATA_OPTIONS + MODEL_OPTIONS + RUN_OPTIONS)
+@click.option("--json", "json_out", is_flag=True, help="Print one JSON summary on stdout.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the measured curve as CSV here.",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(json_out: bool, out: Path | None, quiet: bool, **o: Any) -> None:
+    """Train one network with L2-regularized SGD; measure its curve, best test accuracy and t*
+    (the epoch of the best test accuracy)."""
+    from l2dynamics.train import train as run_train
+
+    _check_out(out)
+    cfg = validate(_train_config(o))
+    with _progress(quiet) as bar:
+        task = bar.add_task("train", total=None, status="")
+
+        def report(step: int, total: int, row: dict[str, float]) -> None:
+            status = (
+                f"epoch {row['epoch']:.4g}  train {row['train_acc']:.3f}  "
+                f"test {row['test_acc']:.3f}"
+            )
+            bar.update(task, completed=step, total=total, status=status)
+
+        result = run_train(cfg, progress=report)
+    if out is not None:
+        result.to_csv(out)
+    _print_summary(result.summary(), json_out, out)
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=err,
+        disable=quiet,
+        transient=False,
+    )
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool, out: Path | None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    lines = [
+        f"status          {summary['status']}"
+        + (f" at step {summary['diverged_step']}" if summary["diverged_step"] is not None else ""),
+        f"best test acc   {summary['best_test_acc']:.4f}",
+        f"t* (epochs)     {summary['t_star_epochs']:.6g}"
+        f"   (±{100 * summary['t_star_resolution']:.1f}%)",
+        f"t*·η·λ          {summary['t_star_epochs'] * summary['eta'] * summary['lam']:.4g}",
+        f"final train acc {summary['final_train_acc']:.4f}",
+        f"steps           {summary['steps']}"
+        f"  ({summary['epochs']:.6g} epochs of {summary['budget_epochs']:.6g})",
+        f"wall time       {summary['wall_s']:.1f} s",
+    ]
+    if out is not None:
+        lines.append(f"curve           {out}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; user errors become one line and exit code 2."""
+    try:
+        app.main(args=argv, prog_name="l2dyn", standalone_mode=False)
+    except L2DynError as exc:
+        err.print(f"l2dyn: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.ClickException as exc:
+        err.print(
+            f"l2dyn: error: {exc.format_message()}", markup=False, highlight=False, soft_wrap=True
+        )
+        raise SystemExit(2) from None
+    except click.exceptions.Abort:
+        err.print("l2dyn: aborted", markup=False)
+        raise SystemExit(130) from None

@@ -1,0 +1,274 @@
+"""One training run: configuration in, measured curve and summary out.
+
+The host loop only dispatches: between two measurement steps it calls one jitted
+``run_steps`` (many SGD steps in one dispatch), then one jitted ``measure``. Units in the
+curve: ``step`` (SGD steps), ``epoch`` (= step·B/N), ``time`` (physical time η·epochs,
+integrating the learning-rate schedule), ``tau`` (normalized time λ·time = η·λ·epochs).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from l2dynamics.config import TrainConfig, budget_epochs, validate
+from l2dynamics.data import Dataset, load_dataset
+from l2dynamics.losses import loss_fn, one_hot
+from l2dynamics.models import build_model
+from l2dynamics.optim import l2_mask, lr_factor, sgd_l2
+from l2dynamics.train import step as S
+from l2dynamics.train.schedule import every_k, log_spaced, relative_resolution
+
+COLUMNS = (
+    "step",
+    "epoch",
+    "time",
+    "tau",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "l2_norm_sq",
+    "eta",
+    "lam",
+)
+
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclasses.dataclass
+class RunResult:
+    """The measured curve (``curve[column]`` is a 1-D array, one entry per measurement) and the
+    run's summary. ``t_star_epochs`` is the epoch of the first measurement reaching the best test
+    accuracy; ``t_star_resolution`` is the relative gap to the next measurement there."""
+
+    config: TrainConfig
+    status: str
+    curve: dict[str, np.ndarray]
+    best_test_acc: float
+    t_star_epochs: float
+    t_star_step: int
+    t_star_resolution: float
+    final_train_acc: float
+    final_test_acc: float
+    max_train_acc: float
+    steps: int
+    budget_epochs: float
+    diverged_step: int | None
+    wall_s: float
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary (no curve)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out.pop("curve")
+        out.pop("config")
+        out["eta"], out["lam"] = self.config.eta, self.config.lam
+        out["epochs"] = float(self.curve["epoch"][-1]) if len(self.curve["epoch"]) else 0.0
+        return out
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        """Write the curve as CSV, atomically (a temporary file renamed into place)."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(COLUMNS)
+                for i in range(len(self.curve["step"])):
+                    writer.writerow([_fmt(self.curve[c][i]) for c in COLUMNS])
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _fmt(value: Any) -> str:
+    return str(int(value)) if isinstance(value, np.integer) else repr(float(value))
+
+
+def physical_times(cfg: TrainConfig, total_steps: int, batch: int, n: int) -> np.ndarray:
+    """``time[s] = Σ_{s'<s} η_{s'}·B/N`` for s = 0…total_steps (η·epochs, schedule included)."""
+    steps = jnp.arange(total_steps, dtype=jnp.int32)
+    factors = jax.vmap(lambda s: lr_factor(cfg.lr_schedule, s, jnp.int32(total_steps)))(steps)
+    per_step = np.asarray(factors, dtype=np.float64) * cfg.eta * batch / n
+    return np.concatenate([[0.0], np.cumsum(per_step)])
+
+
+def _measure_steps(cfg: TrainConfig, total_steps: int) -> np.ndarray:
+    if cfg.measure == "every":
+        return every_k(total_steps, cfg.measure_every)
+    return log_spaced(total_steps, cfg.measure_resolution)
+
+
+def _device_data(ds: Dataset) -> S.DeviceData:
+    k = ds.num_classes
+    return S.DeviceData(
+        jnp.asarray(ds.x_train),
+        one_hot(jnp.asarray(ds.y_train), k),
+        jnp.asarray(ds.x_test),
+        one_hot(jnp.asarray(ds.y_test), k),
+    )
+
+
+def load_data(cfg: TrainConfig) -> Dataset:
+    """The data set a configuration names (subset, standardization and labels applied)."""
+    d = cfg.data
+    return load_dataset(
+        d.name,
+        data_dir=d.data_dir,
+        n_train=d.n_train,
+        n_test=d.n_test,
+        seed=d.subset_seed,
+        balanced=d.balanced,
+        standardize=d.standardize,
+        even_odd=d.even_odd,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """A compiled run program for one (model, data shapes, batch size): the jitted step
+    loop, the measurement and the initial state builder."""
+
+    spec: S.StepSpec
+    run_steps: Callable[..., S.TrainState]
+    measure: Callable[..., dict[str, jax.Array]]
+    init_params: Callable[[jax.Array], Any]
+
+
+def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
+    """Model, optimizer and jitted functions for ``cfg`` on ``ds``."""
+    model = build_model(cfg.model.name, ds.num_classes, **dict(cfg.model.options))
+    batch = min(cfg.batch_size or ds.n_train, ds.n_train)
+    tx = sgd_l2(cfg.eta, cfg.lam, cfg.momentum, mask=l2_mask(cfg.l2_mask))
+    d = cfg.data
+    spec = S.StepSpec(
+        model.apply,
+        loss_fn(cfg.loss),
+        tx,
+        batch,
+        ds.n_train,
+        cfg.lr_schedule,
+        d.flip,
+        d.crop,
+        d.mixup_alpha,
+    )
+    sample = jnp.zeros((1, *ds.x_train.shape[1:]), jnp.float32)
+    return Program(
+        spec,
+        jax.jit(partial(S.run_steps, spec), donate_argnums=(1,)),
+        jax.jit(partial(S.measure, spec), static_argnums=(2,)),
+        lambda key: model.init(key, sample)["params"],
+    )
+
+
+def init_state(cfg: TrainConfig, program: Program) -> S.TrainState:
+    """Initial parameters and optimizer state from ``cfg.seed`` (named streams: init, order)."""
+    init_key, order_key = jax.random.split(jax.random.key(cfg.seed), 2)
+    params = program.init_params(init_key)
+    opt_state = program.spec.tx.init(params)
+    return S.TrainState(params, opt_state, jnp.int32(0), order_key, jnp.int32(-1))
+
+
+def train(
+    cfg: TrainConfig, *, dataset: Dataset | None = None, progress: ProgressFn | None = None
+) -> RunResult:
+    """Train one run to its budget (or divergence), measuring on the configured schedule.
+
+    Args:
+        cfg: the run; validated here (raises :class:`~l2dynamics.errors.ConfigError`).
+        dataset: the data, if already loaded (else loaded from ``cfg.data``).
+        progress: called after each measurement with (step, total_steps, row).
+    """
+    validate(cfg)
+    ds = dataset if dataset is not None else load_data(cfg)
+    program = build_program(cfg, ds)
+    return run_program(cfg, ds, program, progress=progress)
+
+
+def run_program(
+    cfg: TrainConfig, ds: Dataset, program: Program, *, progress: ProgressFn | None = None
+) -> RunResult:
+    """Run ``cfg`` with an already built :class:`Program` (reuse it across (η, λ))."""
+    start = time.perf_counter()
+    batch = program.spec.batch_size
+    epochs = budget_epochs(cfg)
+    total = max(1, math.ceil(epochs * ds.n_train / batch))
+    mtimes = physical_times(cfg, total, batch, ds.n_train)
+    data = _device_data(ds)
+    hyper = S.Hyper(jnp.float32(cfg.eta), jnp.float32(cfg.lam), jnp.int32(total))
+    state = init_state(cfg, program)
+    eval_batch = min(cfg.eval_batch_size, max(ds.n_train, ds.n_test))
+    rows: list[dict[str, float]] = []
+    done, diverged = 0, None
+    for target in _measure_steps(cfg, total):
+        if target > done:
+            state = program.run_steps(data, state, hyper, jnp.int32(target - done))
+            bad = int(state.diverged_step)
+            if bad >= 0:
+                diverged, done = bad, int(state.step)
+                break
+            done = int(target)
+        row = _row(
+            cfg, program.measure(data, state.params, eval_batch), done, batch, ds, mtimes, total
+        )
+        rows.append(row)
+        if progress:
+            progress(done, total, row)
+        if not math.isfinite(row["train_loss"]):
+            diverged = done
+            break
+    return _result(cfg, rows, total, epochs, diverged, time.perf_counter() - start, steps_done=done)
+
+
+def _row(cfg, metrics, step, batch, ds, mtimes, total) -> dict[str, float]:
+    values = {k: float(v) for k, v in metrics.items()}
+    eta = cfg.eta * float(lr_factor(cfg.lr_schedule, jnp.int32(step), jnp.int32(total)))
+    t = float(mtimes[step])
+    return {
+        "step": step,
+        "epoch": step * batch / ds.n_train,
+        "time": t,
+        "tau": t * cfg.lam,
+        **values,
+        "eta": eta,
+        "lam": cfg.lam,
+    }
+
+
+def _result(cfg, rows, total, epochs, diverged, wall, steps_done) -> RunResult:
+    curve = {
+        c: np.asarray([r[c] for r in rows], dtype=np.int64 if c == "step" else np.float64)
+        for c in COLUMNS
+    }
+    acc = curve["test_acc"]
+    i = int(np.argmax(acc)) if len(acc) else 0
+    steps_arr = curve["step"]
+    return RunResult(
+        config=cfg,
+        status="diverged" if diverged is not None else "done",
+        curve=curve,
+        best_test_acc=float(acc[i]) if len(acc) else float("nan"),
+        t_star_epochs=float(curve["epoch"][i]) if len(acc) else float("nan"),
+        t_star_step=int(steps_arr[i]) if len(acc) else 0,
+        t_star_resolution=relative_resolution(steps_arr, int(steps_arr[i])) if len(acc) else 0.0,
+        final_train_acc=float(curve["train_acc"][-1]) if len(acc) else float("nan"),
+        final_test_acc=float(acc[-1]) if len(acc) else float("nan"),
+        max_train_acc=float(np.max(curve["train_acc"])) if len(acc) else float("nan"),
+        steps=int(steps_done),
+        budget_epochs=float(epochs),
+        diverged_step=diverged,
+        wall_s=float(wall),
+    )

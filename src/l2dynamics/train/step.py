@@ -1,0 +1,194 @@
+"""The pure, jitted pieces of a run: batch gathering, the L2-SGD step, many steps per
+dispatch, and batched evaluation.
+
+Everything here is a function of arrays: the data live on the device once (:class:`DeviceData`)
+and batches are gathered inside jitted code; η₀, λ and the step budget enter as arrays
+(:class:`Hyper`), so one compilation serves any (η, λ) and vmaps over a grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from l2dynamics.data import augment
+from l2dynamics.losses import correct, l2_norm_sq
+from l2dynamics.optim import lr_factor, set_hyperparams
+
+
+class DeviceData(NamedTuple):
+    """Data on the device: images ``(N, H, W, C)`` float32 and one-hot targets ``(N, k)``."""
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+
+
+class Hyper(NamedTuple):
+    """Run-time hyperparameters (float32/int32 arrays; a leading axis when vmapped).
+
+    ``eta0``: base learning rate per step; ``lam``: λ of ``(λ/2)‖θ‖²``; ``total_steps``: the
+    budget in steps (the step learning-rate schedule is relative to it).
+    """
+
+    eta0: jax.Array
+    lam: jax.Array
+    total_steps: jax.Array
+
+
+class TrainState(NamedTuple):
+    """Parameters, optimizer state, the step counter, the data-order key and the first step
+    whose minibatch loss was not finite (−1 while every loss has been finite)."""
+
+    params: Any
+    opt_state: Any
+    step: jax.Array
+    key: jax.Array
+    diverged_step: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """The static part of a step: the model's apply, the loss, batch size and augmentation."""
+
+    apply: Callable[..., jax.Array]
+    loss: Callable[[jax.Array, jax.Array], jax.Array]
+    tx: optax.GradientTransformation
+    batch_size: int
+    n_train: int
+    lr_schedule: str = "constant"
+    flip: bool = False
+    crop: int = 0
+    mixup_alpha: float = 0.0
+
+
+def batch_indices(key: jax.Array, step: jax.Array, batch_size: int, n: int) -> jax.Array:
+    """Indices ``(batch_size,)`` of minibatch ``step`` in a stream of per-epoch permutations.
+
+    The stream is the concatenation of one random permutation of ``range(n)`` per epoch (each
+    from ``fold_in(key, epoch)``); batch ``s`` covers stream positions ``[s·B, (s+1)·B)``, so
+    epochs are exactly ``step·B/n`` and a batch may straddle two epochs. Requires ``B ≤ n``.
+    """
+    q, r = step // n, step % n
+    epoch0 = q * batch_size + (r * batch_size) // n
+    offset = (r * batch_size) % n
+    pos = offset + jnp.arange(batch_size, dtype=jnp.int32)
+    perm0 = jax.random.permutation(jax.random.fold_in(key, epoch0), n)
+    perm1 = jax.random.permutation(jax.random.fold_in(key, epoch0 + 1), n)
+    return jnp.where(pos < n, perm0[pos % n], perm1[pos % n])
+
+
+def get_batch(spec: StepSpec, data: DeviceData, key: jax.Array, step: jax.Array):
+    """The (augmented) training minibatch of ``step``: ``(B, H, W, C)``, ``(B, k)``."""
+    if spec.batch_size >= spec.n_train:
+        x, y = data.x_train, data.y_train
+    else:
+        idx = batch_indices(key, step, spec.batch_size, spec.n_train)
+        x, y = data.x_train[idx], data.y_train[idx]
+    aug_key = jax.random.fold_in(jax.random.fold_in(key, 0x5EED), step)
+    k_flip, k_crop, k_mix = jax.random.split(aug_key, 3)
+    if spec.flip:
+        x = augment.random_flip(k_flip, x)
+    if spec.crop:
+        x = augment.random_crop(k_crop, x, pad=spec.crop)
+    if spec.mixup_alpha > 0:
+        x, y = augment.mixup(k_mix, x, y, alpha=spec.mixup_alpha)
+    return x, y
+
+
+def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper) -> TrainState:
+    """One step ``θ ← θ − η_t(v)``, ``v ← μv + ∇L_data + λθ`` at ``η_t = η₀·schedule(step)``."""
+    x, y = get_batch(spec, data, state.key, state.step)
+
+    def bare_loss(params):
+        return spec.loss(spec.apply({"params": params}, x, train=True), y)
+
+    loss, grads = jax.value_and_grad(bare_loss)(state.params)
+    lr = hyper.eta0 * lr_factor(spec.lr_schedule, state.step, hyper.total_steps)
+    opt_state = set_hyperparams(state.opt_state, learning_rate=lr, l2=hyper.lam)
+    updates, opt_state = spec.tx.update(grads, opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    first_bad = (state.diverged_step < 0) & ~jnp.isfinite(loss)
+    diverged = jnp.where(first_bad, state.step, state.diverged_step)
+    return TrainState(params, opt_state, state.step + 1, state.key, diverged)
+
+
+def run_steps(
+    spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper, n_steps: jax.Array
+) -> TrainState:
+    """Up to ``n_steps`` steps in one dispatch (a ``while_loop``: the count is a traced int, so
+    no recompilation for different gaps), stopping early at the first non-finite loss."""
+
+    def cond(carry):
+        i, s = carry
+        return (i < n_steps) & (s.diverged_step < 0)
+
+    def body(carry):
+        i, s = carry
+        return i + 1, train_step(spec, data, s, hyper)
+
+    _, state = jax.lax.while_loop(cond, body, (jnp.int32(0), state))
+    return state
+
+
+def _chunk_sizes(n: int, max_batch: int) -> tuple[int, int, int, int]:
+    """Split ``n`` into ``a`` chunks of ``s+1`` and ``b`` chunks of ``s`` (sizes differ by ≤ 1,
+    so batch statistics are comparable across chunks)."""
+    chunks = -(-n // max_batch)
+    s, a = divmod(n, chunks)
+    return a, s + 1, chunks - a, s
+
+
+def evaluate(
+    apply: Callable[..., jax.Array],
+    loss: Callable[[jax.Array, jax.Array], jax.Array],
+    params: Any,
+    x: jax.Array,
+    y: jax.Array,
+    max_batch: int,
+) -> tuple[jax.Array, jax.Array]:
+    """Bare loss and accuracy over a whole set ``x (N, …)``, ``y (N, k)`` in chunks of at most
+    ``max_batch`` (BatchNorm uses each chunk's statistics, as in the paper)."""
+    n = x.shape[0]
+    a, sa, b, sb = _chunk_sizes(n, max_batch)
+
+    def part(xs, ys, count, size):
+        if count == 0:
+            return jnp.float32(0.0), jnp.float32(0.0)
+        xs = xs.reshape(count, size, *xs.shape[1:])
+        ys = ys.reshape(count, size, *ys.shape[1:])
+
+        def one(chunk):
+            f = apply({"params": params}, chunk[0], train=False)
+            return loss(f, chunk[1]) * size, correct(f, chunk[1])
+
+        losses, hits = jax.lax.map(one, (xs, ys))
+        return jnp.sum(losses), jnp.sum(hits)
+
+    la, ca = part(x[: a * sa], y[: a * sa], a, sa)
+    lb, cb = part(x[a * sa :], y[a * sa :], b, sb)
+    return (la + lb) / n, (ca + cb) / n
+
+
+def measure(spec: StepSpec, data: DeviceData, params: Any, eval_batch: int) -> dict[str, jax.Array]:
+    """Bare train loss/accuracy (full training set, no augmentation), test loss/accuracy (full
+    test set) and ‖θ‖², as float32 scalars."""
+    train_loss, train_acc = evaluate(
+        spec.apply, spec.loss, params, data.x_train, data.y_train, eval_batch
+    )
+    test_loss, test_acc = evaluate(
+        spec.apply, spec.loss, params, data.x_test, data.y_test, eval_batch
+    )
+    return {
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "l2_norm_sq": l2_norm_sq(params),
+    }

@@ -1,0 +1,130 @@
+import gzip
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from l2dynamics.cli import main
+
+TINY = [
+    "train",
+    "--data",
+    "digits",
+    "--n-train",
+    "64",
+    "--n-test",
+    "100",
+    "--depth",
+    "1",
+    "--width",
+    "16",
+    "--eta",
+    "0.5",
+    "--lam",
+    "0.01",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "16",
+    "--quiet",
+]
+
+
+def run(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+def test_train_end_to_end_json_and_csv(capsys, tmp_path):
+    out = tmp_path / "curve.csv"
+    code, stdout, _ = run(capsys, [*TINY, "--json", "--out", str(out)])
+    assert code in (0, None)
+    summary = json.loads(stdout)
+    for key in ("status", "best_test_acc", "t_star_epochs", "final_train_acc", "steps", "wall_s"):
+        assert key in summary
+    assert summary["status"] == "done" and summary["steps"] == 16
+    rows = out.read_text().splitlines()
+    assert rows[0].split(",")[:4] == ["step", "epoch", "time", "tau"]
+    assert len(rows) > 2
+
+
+def test_train_human_summary(capsys):
+    code, stdout, _ = run(capsys, TINY)
+    assert code in (0, None)
+    assert "best test acc" in stdout and "t* (epochs)" in stdout
+
+
+def _idx(path, magic, dims, payload):
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + payload)
+
+
+@pytest.mark.parametrize(
+    "extra,culprit",
+    [
+        (["--data", "imagenet"], "imagenet"),
+        (["--model", "vit"], "vit"),
+        (["--eta", "0"], "eta"),
+        (["--eta", "-0.1"], "eta"),
+        (["--lam", "-1e-3"], "lam"),
+        (["--epochs", "0"], "budget_epochs"),
+        (["--epochs", "-2"], "budget_epochs"),
+        (["--width", "0"], "width"),
+        (["--eta", "fast"], "eta"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, extra, culprit):
+    out = tmp_path / "curve.csv"
+    code, stdout, stderr = run(capsys, [*TINY, *extra, "--out", str(out)])
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("l2dyn: error:")
+    assert culprit in lines[0]
+    assert not out.exists() and stdout == ""
+
+
+def test_missing_data_dir(capsys, tmp_path):
+    missing = tmp_path / "nowhere"
+    code, _, stderr = run(capsys, [*TINY, "--data", "mnist", "--data-dir", str(missing)])
+    assert code == 2 and "nowhere" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_idx_file(capsys, tmp_path):
+    n = 4
+    _idx(tmp_path / "train-images-idx3-ubyte.gz", 0x803, (n, 28, 28), bytes(n * 784))
+    _idx(tmp_path / "train-labels-idx1-ubyte.gz", 0x801, (n,), bytes(n))
+    _idx(tmp_path / "t10k-images-idx3-ubyte.gz", 0x999, (n, 28, 28), bytes(n * 784))  # bad magic
+    _idx(tmp_path / "t10k-labels-idx1-ubyte.gz", 0x801, (n,), bytes(n))
+    out = tmp_path / "c.csv"
+    argv = [
+        *TINY,
+        "--data",
+        "mnist",
+        "--data-dir",
+        str(tmp_path),
+        "--n-train",
+        "2",
+        "--out",
+        str(out),
+    ]
+    code, _, stderr = run(capsys, argv)
+    assert code == 2 and "t10k-images" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_out_directory_must_exist(capsys, tmp_path):
+    code, _, stderr = run(capsys, [*TINY, "--out", str(tmp_path / "no" / "c.csv")])
+    assert code == 2 and "--out" in stderr
+
+
+def test_same_seed_same_json(capsys):
+    _, a, _ = run(capsys, [*TINY, "--json"])
+    _, b, _ = run(capsys, [*TINY, "--json"])
+    da, db = json.loads(a), json.loads(b)
+    for key in ("best_test_acc", "t_star_epochs", "final_train_acc", "steps"):
+        assert da[key] == db[key]
+    assert np.isfinite(da["best_test_acc"])

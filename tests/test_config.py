@@ -1,0 +1,68 @@
+import pytest
+
+from l2dynamics.config import DataConfig, TrainConfig, budget_epochs, from_dict, validate
+from l2dynamics.errors import ConfigError
+
+
+def test_budget_rules():
+    assert budget_epochs(TrainConfig(eta=0.5, lam=0.01, budget_c=2.0)) == pytest.approx(400)
+    capped = TrainConfig(eta=0.5, lam=1e-6, budget_c=2.0, max_epochs=100)
+    assert budget_epochs(capped) == 100
+    assert budget_epochs(TrainConfig(budget_epochs=7.5)) == 7.5
+    assert budget_epochs(TrainConfig(lam=0.0, budget_c=2.0, max_epochs=50)) == 50
+
+
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [
+        ({"eta": 0.0, "budget_epochs": 1}, "eta"),
+        ({"eta": -1.0, "budget_epochs": 1}, "eta"),
+        ({"lam": -0.1, "budget_epochs": 1}, "lam"),
+        ({"budget_epochs": 0.0}, "budget_epochs"),
+        ({"budget_epochs": -3.0}, "budget_epochs"),
+        ({"budget_c": -1.0}, "budget_c"),
+        ({"lam": 0.0, "budget_c": 2.0}, "lam = 0"),
+        ({}, "no budget"),
+        ({"budget_epochs": 1, "momentum": 1.0}, "momentum"),
+        ({"budget_epochs": 1, "batch_size": 0}, "batch_size"),
+        ({"budget_epochs": 1, "loss": "hinge"}, "loss"),
+        ({"budget_epochs": 1, "lr_schedule": "cosine"}, "lr_schedule"),
+        ({"budget_epochs": 1, "measure": "sometimes"}, "measure"),
+        ({"budget_epochs": 1, "budget_c": 1.0}, "not both"),
+    ],
+)
+def test_validate_names_the_culprit(kwargs, culprit):
+    with pytest.raises(ConfigError, match=culprit):
+        validate(TrainConfig(**kwargs))
+
+
+def test_from_dict_builds_nested_and_coerces_ints():
+    cfg = from_dict(
+        TrainConfig,
+        {
+            "eta": 1,
+            "lam": 0.01,
+            "budget_c": 2,
+            "data": {"name": "digits", "n_train": 512},
+            "model": {"name": "fc", "options": {"width": 64}},
+        },
+    )
+    assert cfg.eta == 1.0 and isinstance(cfg.eta, float)
+    assert cfg.data == DataConfig(name="digits", n_train=512)
+    assert cfg.model.options == {"width": 64}
+
+
+@pytest.mark.parametrize(
+    "values,culprit",
+    [
+        ({"etaa": 0.1}, "unknown key 'etaa'"),
+        ({"data": {"nme": "digits"}}, "unknown key 'data.nme'"),
+        ({"eta": "fast"}, "eta: expected float"),
+        ({"data": {"n_train": 5.5}}, "data.n_train: expected int or NoneType"),
+        ({"data": {"balanced": 1}}, "data.balanced: expected bool"),
+        ({"data": 3}, "data: expected a table"),
+    ],
+)
+def test_from_dict_rejects_bad_keys_and_types(values, culprit):
+    with pytest.raises(ConfigError, match=culprit):
+        from_dict(TrainConfig, values)

@@ -1,0 +1,129 @@
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
+from l2dynamics.losses import cross_entropy, one_hot
+from l2dynamics.train import step as S
+from l2dynamics.train.run import build_program, init_state, load_data, physical_times, train
+
+SMALL = TrainConfig(
+    data=DataConfig("digits", n_train=128, n_test=200),
+    model=ModelConfig("fc", {"depth": 2, "width": 32}),
+    eta=0.5,
+    lam=0.01,
+    batch_size=32,
+    budget_epochs=3.0,
+    measure="every",
+    measure_every=4,
+)
+
+
+@pytest.mark.parametrize("batch,n", [(32, 128), (48, 128), (7, 20)])
+def test_batch_stream_is_one_permutation_per_epoch(batch, n):
+    key = jax.random.key(3)
+    steps = 3 * n  # an integer number of epochs in any case: 3n·B/n = 3B epochs
+    idx = np.concatenate(
+        [np.asarray(S.batch_indices(key, jnp.int32(s), batch, n)) for s in range(steps)]
+    )
+    for e in range(len(idx) // n):
+        assert sorted(idx[e * n : (e + 1) * n]) == list(range(n))
+    assert not np.array_equal(idx[:n], idx[n : 2 * n])  # a fresh order each epoch
+
+
+def test_evaluate_in_chunks_equals_one_pass():
+    k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+    w = jax.random.normal(k1, (5, 3))
+    x = jax.random.normal(k2, (103, 5))
+    y = one_hot(jax.random.randint(k3, (103,), 0, 3), 3)
+
+    def apply(variables, xb, train=False):
+        return xb @ variables["params"]
+
+    full = S.evaluate(apply, cross_entropy, w, x, y, max_batch=1000)
+    chunked = S.evaluate(apply, cross_entropy, w, x, y, max_batch=10)
+    np.testing.assert_allclose(np.asarray(full), np.asarray(chunked), rtol=1e-5)
+    np.testing.assert_allclose(float(full[0]), float(cross_entropy(x @ w, y)), rtol=1e-5)
+
+
+def test_run_steps_equals_step_by_step():
+    ds = load_data(SMALL)
+    program = build_program(SMALL, ds)
+    data = S.DeviceData(
+        jnp.asarray(ds.x_train),
+        one_hot(jnp.asarray(ds.y_train), 10),
+        jnp.asarray(ds.x_test),
+        one_hot(jnp.asarray(ds.y_test), 10),
+    )
+    hyper = S.Hyper(jnp.float32(0.5), jnp.float32(0.01), jnp.int32(100))
+    looped = program.run_steps(data, init_state(SMALL, program), hyper, jnp.int32(9))
+    one = jax.jit(partial(S.train_step, program.spec))
+    state = init_state(SMALL, program)
+    for _ in range(9):
+        state = one(data, state, hyper)
+    assert int(looped.step) == int(state.step) == 9
+    for a, b in zip(jax.tree.leaves(looped.params), jax.tree.leaves(state.params), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
+
+
+def test_train_is_deterministic_and_seed_dependent():
+    a, b = train(SMALL), train(SMALL)
+    np.testing.assert_array_equal(a.curve["test_acc"], b.curve["test_acc"])
+    np.testing.assert_array_equal(a.curve["train_loss"], b.curve["train_loss"])
+    c = train(dataclasses.replace(SMALL, seed=1))
+    assert not np.array_equal(a.curve["train_loss"], c.curve["train_loss"])
+
+
+def test_curve_units_and_summary():
+    r = train(SMALL)
+    steps = r.curve["step"]
+    assert steps[0] == 0 and steps[-1] == r.steps == 12  # 3 epochs × 128/32
+    np.testing.assert_allclose(r.curve["epoch"], steps * 32 / 128)
+    np.testing.assert_allclose(r.curve["time"], 0.5 * r.curve["epoch"], rtol=1e-6)
+    np.testing.assert_allclose(r.curve["tau"], 0.5 * 0.01 * r.curve["epoch"], rtol=1e-6)
+    i = int(np.argmax(r.curve["test_acc"]))
+    assert r.best_test_acc == r.curve["test_acc"][i] == r.curve["test_acc"].max()
+    assert r.t_star_epochs == r.curve["epoch"][i]
+    assert r.status == "done" and r.diverged_step is None
+    s = r.summary()
+    for key in ("status", "best_test_acc", "t_star_epochs", "final_train_acc", "steps", "wall_s"):
+        assert key in s
+
+
+def test_l2_shrinks_the_norm_of_an_untrained_direction():
+    """With η·λ per step, ‖θ‖² of a run with λ > 0 ends below that of λ = 0 (same seed)."""
+    base = dataclasses.replace(SMALL, budget_epochs=6.0)
+    with_l2 = train(dataclasses.replace(base, lam=0.5))
+    without = train(dataclasses.replace(base, lam=0.0))
+    assert with_l2.curve["l2_norm_sq"][-1] < 0.8 * without.curve["l2_norm_sq"][-1]
+
+
+def test_divergence_is_recorded_with_its_step():
+    r = train(dataclasses.replace(SMALL, eta=1e6, budget_epochs=20.0))
+    assert r.status == "diverged"
+    assert r.diverged_step is not None and 0 <= r.diverged_step < 80
+    assert r.steps <= r.diverged_step + 1
+
+
+def test_step_schedule_physical_time():
+    cfg = dataclasses.replace(SMALL, lr_schedule="step")
+    t = physical_times(cfg, 10, 32, 128)
+    per_step = 0.5 * 32 / 128
+    expected = np.cumsum(
+        [0] + [per_step * 0.2 ** sum(s / 10 >= m for m in (0.3, 0.6, 0.9)) for s in range(10)]
+    )
+    np.testing.assert_allclose(t, expected, rtol=1e-6)
+
+
+def test_csv_is_written_atomically(tmp_path):
+    r = train(SMALL)
+    out = tmp_path / "curve.csv"
+    r.to_csv(out)
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("step,epoch,time,tau,train_loss")
+    assert len(lines) == len(r.curve["step"]) + 1
+    assert [p.name for p in tmp_path.iterdir()] == ["curve.csv"]
