@@ -116,6 +116,39 @@ def test_corrupt_idx_file(capsys, tmp_path):
     assert not out.exists()
 
 
+def _mnist_dir(tmp_path, n_test_labels=4, truncate=False):
+    n = 4
+    _idx(tmp_path / "train-images-idx3-ubyte.gz", 0x803, (n, 28, 28), bytes(n * 784))
+    _idx(tmp_path / "train-labels-idx1-ubyte.gz", 0x801, (n,), bytes(n))
+    payload = bytes(n * 784 - (100 if truncate else 0))
+    _idx(tmp_path / "t10k-images-idx3-ubyte.gz", 0x803, (n, 28, 28), payload)
+    _idx(tmp_path / "t10k-labels-idx1-ubyte.gz", 0x801, (n_test_labels,), bytes(n_test_labels))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "kwargs,culprit",
+    [({"truncate": True}, "t10k-images"), ({"n_test_labels": 3}, "t10k")],
+)
+def test_truncated_or_mismatched_idx(capsys, tmp_path, kwargs, culprit):
+    data_dir = _mnist_dir(tmp_path, **kwargs)
+    out = tmp_path / "c.csv"
+    argv = [*TINY, "--data", "mnist", "--data-dir", str(data_dir), "--n-train", "2"]
+    code, _, stderr = run(capsys, [*argv, "--out", str(out)])
+    assert code == 2 and culprit in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_corrupt_cifar_file(capsys, tmp_path):
+    (tmp_path / "data_batch_1").write_bytes(b"not a pickle at all")
+    (tmp_path / "test_batch").write_bytes(b"\x80\x04junk")
+    out = tmp_path / "c.csv"
+    argv = [*TINY, "--data", "cifar10", "--data-dir", str(tmp_path), "--out", str(out)]
+    code, _, stderr = run(capsys, argv)
+    assert code == 2 and "data_batch_1" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_out_directory_must_exist(capsys, tmp_path):
     code, _, stderr = run(capsys, [*TINY, "--out", str(tmp_path / "no" / "c.csv")])
     assert code == 2 and "--out" in stderr
