@@ -277,6 +277,149 @@ def train(json_out: bool, out: Path | None, quiet: bool, **o: Any) -> None:
     _print_summary(result.summary(), json_out, out)
 
 
+class _SweepBar:
+    """A rich progress display for sweeps: a bar over runs and a live line for the chunk."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.runs = bar.add_task("runs", total=None, status="")
+        self.chunk_task = bar.add_task("chunk", total=None, status="")
+        self.counts = {"done": 0, "diverged": 0, "failed": 0}
+
+    def start(self, total: int, skipped: int) -> None:
+        self.bar.update(
+            self.runs, total=total, completed=skipped, status=f"{skipped} already in the store"
+        )
+
+    def chunk(self, index: int, count: int, size: int, max_steps: int) -> None:
+        self.bar.update(
+            self.chunk_task,
+            total=max_steps,
+            completed=0,
+            description=f"chunk {index + 1}/{count}",
+            status=f"{size} runs",
+        )
+
+    def measured(self, step: int, active: int) -> None:
+        self.bar.update(self.chunk_task, completed=step, status=f"{active} runs active")
+
+    def finished(self, run_hash: str, result: Any) -> None:
+        self.counts[result.status if result is not None else "failed"] += 1
+        status = "  ".join(f"{k} {v}" for k, v in self.counts.items())
+        self.bar.update(self.runs, advance=1, status=status)
+
+
+@app.command()
+@click.argument("sweep_file", type=click.Path(path_type=Path))
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="SQLite run store (created, or resumed when it exists).",
+)
+@click.option(
+    "--vectorize/--one-by-one",
+    default=None,
+    help="Force vectorized or one-by-one training (default: decided by model size).",
+)
+@click.option("--quiet", is_flag=True, help="No progress display.")
+def sweep(sweep_file: Path, store_path: Path, vectorize: bool | None, quiet: bool) -> None:
+    """Train every run of SWEEP_FILE (TOML) into the store; resumes an interrupted sweep."""
+    from l2dynamics.sweep.runner import run_sweep
+    from l2dynamics.sweep.spec import load_sweep
+
+    spec = load_sweep(sweep_file)
+    if not store_path.parent.resolve().is_dir():
+        raise L2DynError(f"--store: directory {store_path.parent} does not exist")
+    with _progress(quiet) as bar:
+        report = run_sweep(spec, str(store_path), vectorize=vectorize, progress=_SweepBar(bar))
+    sys.stdout.write(
+        f"{report.total} runs: {report.skipped} already done, {report.done} done, "
+        f"{report.diverged} diverged, {report.failed} failed in {report.wall_s:.1f} s\n"
+    )
+    if report.failed:
+        raise SystemExit(1)
+
+
+def _open_store(store_path: Path):
+    from l2dynamics.sweep.store import RunStore
+
+    return RunStore(store_path, create=False)
+
+
+@app.command()
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="SQLite run store.",
+)
+@click.option("--json", "json_out", is_flag=True, help="Print one JSON object.")
+def status(store_path: Path, json_out: bool) -> None:
+    """Summarize a store: runs by status, and the best runs so far."""
+    with _open_store(store_path) as store:
+        counts = store.counts()
+        finished = [r for r in store.runs() if r.status in ("done", "diverged")]
+        name = store.get_meta("name")
+    best = sorted(finished, key=lambda r: -_num(r.summary.get("best_test_acc")))[:5]
+    if json_out:
+        out = {"name": name, "counts": counts, "runs": sum(counts.values())}
+        sys.stdout.write(json.dumps(out) + "\n")
+        return
+    total = sum(counts.values())
+    lines = [f"sweep {name}: {total} runs"]
+    lines += [f"  {k:<9}{v}" for k, v in counts.items()]
+    if best:
+        lines.append("best test accuracy:")
+        for r in best:
+            s = r.summary
+            lines.append(
+                f"  eta={r.config['eta']:<10.4g} lam={r.config['lam']:<10.4g} "
+                f"acc={_num(s.get('best_test_acc')):.4f}  "
+                f"t*={_num(s.get('t_star_epochs')):.5g} epochs"
+            )
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _num(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+@app.command("export")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="SQLite run store.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Runs table file; measurements go to <stem>_measurements.<ext> beside it.",
+)
+def export_cmd(store_path: Path, fmt: str, out: Path) -> None:
+    """Export a store's runs and measurements as CSV or Parquet."""
+    from l2dynamics.sweep.store import export
+
+    _check_out(out)
+    with _open_store(store_path):
+        pass
+    export(store_path, out, fmt)
+    sys.stdout.write(f"wrote {out}\n")
+
+
 def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),

@@ -148,6 +148,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     for name, allowed in choices.items():
         value = getattr(cfg, name)
         _require(value in allowed, f"unknown {name} {value!r} (choose from {', '.join(allowed)})")
+    for name in ("n_train", "n_test"):
+        value = getattr(cfg.data, name)
+        _require(value is None or value > 0, f"data.{name} must be > 0 (got {value})")
+    _require(
+        cfg.data.subset_seed >= 0, f"data.subset_seed must be >= 0 (got {cfg.data.subset_seed})"
+    )
+    _require(cfg.seed >= 0, f"seed must be >= 0 (got {cfg.seed})")
     _require(cfg.data.crop >= 0, f"data.crop must be >= 0 (got {cfg.data.crop})")
     _require(
         cfg.data.mixup_alpha >= 0, f"data.mixup_alpha must be >= 0 (got {cfg.data.mixup_alpha})"

@@ -27,7 +27,7 @@ from l2dynamics.config import TrainConfig, budget_epochs, validate
 from l2dynamics.data import Dataset, load_dataset
 from l2dynamics.losses import loss_fn, one_hot
 from l2dynamics.models import build_model
-from l2dynamics.optim import l2_mask, lr_factor, sgd_l2
+from l2dynamics.optim import l2_mask, lr_factor, set_hyperparams, sgd_l2
 from l2dynamics.train import step as S
 from l2dynamics.train.schedule import every_k, log_spaced, relative_resolution
 
@@ -106,13 +106,20 @@ def physical_times(cfg: TrainConfig, total_steps: int, batch: int, n: int) -> np
     return np.concatenate([[0.0], np.cumsum(per_step)])
 
 
-def _measure_steps(cfg: TrainConfig, total_steps: int) -> np.ndarray:
+def total_steps(epochs: float, n_train: int, batch: int) -> int:
+    """Steps in a budget of ``epochs`` epochs: ``ceil(epochs·N/B)``, at least 1."""
+    return max(1, math.ceil(round(epochs * n_train / batch, 9)))  # 400.00000000000006 → 400
+
+
+def measure_steps(cfg: TrainConfig, total_steps: int) -> np.ndarray:
+    """The configured measurement steps of a run of ``total_steps`` steps."""
     if cfg.measure == "every":
         return every_k(total_steps, cfg.measure_every)
     return log_spaced(total_steps, cfg.measure_resolution)
 
 
-def _device_data(ds: Dataset) -> S.DeviceData:
+def device_data(ds: Dataset) -> S.DeviceData:
+    """Put a data set on the device once, with one-hot float32 targets."""
     k = ds.num_classes
     return S.DeviceData(
         jnp.asarray(ds.x_train),
@@ -178,7 +185,9 @@ def init_state(cfg: TrainConfig, program: Program) -> S.TrainState:
     """Initial parameters and optimizer state from ``cfg.seed`` (named streams: init, order)."""
     init_key, order_key = jax.random.split(jax.random.key(cfg.seed), 2)
     params = program.init_params(init_key)
-    opt_state = program.spec.tx.init(params)
+    opt_state = set_hyperparams(
+        program.spec.tx.init(params), learning_rate=cfg.eta, l2=cfg.lam, momentum=cfg.momentum
+    )  # the program may be another run's
     return S.TrainState(params, opt_state, jnp.int32(0), order_key, jnp.int32(-1))
 
 
@@ -205,15 +214,15 @@ def run_program(
     start = time.perf_counter()
     batch = program.spec.batch_size
     epochs = budget_epochs(cfg)
-    total = max(1, math.ceil(epochs * ds.n_train / batch))
+    total = total_steps(epochs, ds.n_train, batch)
     mtimes = physical_times(cfg, total, batch, ds.n_train)
-    data = _device_data(ds)
+    data = device_data(ds)
     hyper = S.Hyper(jnp.float32(cfg.eta), jnp.float32(cfg.lam), jnp.int32(total))
     state = init_state(cfg, program)
     eval_batch = min(cfg.eval_batch_size, max(ds.n_train, ds.n_test))
     rows: list[dict[str, float]] = []
     done, diverged = 0, None
-    for target in _measure_steps(cfg, total):
+    for target in measure_steps(cfg, total):
         if target > done:
             state = program.run_steps(data, state, hyper, jnp.int32(target - done))
             bad = int(state.diverged_step)
@@ -221,7 +230,7 @@ def run_program(
                 diverged, done = bad, int(state.step)
                 break
             done = int(target)
-        row = _row(
+        row = make_row(
             cfg, program.measure(data, state.params, eval_batch), done, batch, ds, mtimes, total
         )
         rows.append(row)
@@ -230,10 +239,13 @@ def run_program(
         if not math.isfinite(row["train_loss"]):
             diverged = done
             break
-    return _result(cfg, rows, total, epochs, diverged, time.perf_counter() - start, steps_done=done)
+    return make_result(
+        cfg, rows, total, epochs, diverged, time.perf_counter() - start, steps_done=done
+    )
 
 
-def _row(cfg, metrics, step, batch, ds, mtimes, total) -> dict[str, float]:
+def make_row(cfg, metrics, step, batch, ds, mtimes, total) -> dict[str, float]:
+    """One measurement row of the curve (see :data:`COLUMNS`) at ``step``."""
     values = {k: float(v) for k, v in metrics.items()}
     eta = cfg.eta * float(lr_factor(cfg.lr_schedule, jnp.int32(step), jnp.int32(total)))
     t = float(mtimes[step])
@@ -248,7 +260,8 @@ def _row(cfg, metrics, step, batch, ds, mtimes, total) -> dict[str, float]:
     }
 
 
-def _result(cfg, rows, total, epochs, diverged, wall, steps_done) -> RunResult:
+def make_result(cfg, rows, total, epochs, diverged, wall, steps_done) -> RunResult:
+    """The :class:`RunResult` of measured ``rows``: t* is the first maximum of test accuracy."""
     curve = {
         c: np.asarray([r[c] for r in rows], dtype=np.int64 if c == "step" else np.float64)
         for c in COLUMNS

@@ -1,0 +1,202 @@
+"""Sweep files: a declarative (η, λ, seed) grid over one data set and model.
+
+A sweep file is TOML::
+
+    name = "fc-digits"
+    [data]                      # DataConfig fields
+    name = "digits"
+    n_train = 512
+    [model]
+    name = "fc"
+    options = { depth = 3, width = 512 }
+    [train]                     # any other TrainConfig field: loss, momentum, batch_size, ...
+    measure_resolution = 0.05
+    [grid]
+    eta = [0.1, 0.5]                                   # a list, or
+    lam = { log_min = 1e-4, log_max = 1e-2, num = 5, zero = true }   # log-spaced (+ λ = 0)
+    seeds = [0]
+    [budget]
+    c = 2.0                     # c/(η·λ) epochs ...
+    max_epochs = 10000          # ... capped here
+    zero_lam_epochs = 2000      # the budget of λ = 0 runs
+    # or: epochs = 100          (one fixed budget for every run)
+
+Every run with the same seed starts from the same initialization (as in the paper), because
+the initialization depends on the seed only. Validation names the offending field and is
+complete before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, from_dict, validate
+from l2dynamics.errors import ConfigError
+from l2dynamics.models import build_model
+
+SWEEP_KEYS = ("name", "data", "model", "train", "grid", "budget")
+GRID_KEYS = ("eta", "lam", "seeds")
+BUDGET_KEYS = ("c", "max_epochs", "zero_lam_epochs", "epochs")
+FIXED_PER_RUN = ("data", "model", "eta", "lam", "seed", "budget_epochs", "budget_c", "max_epochs")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A validated sweep: its name, the source text and one :class:`TrainConfig` per run."""
+
+    name: str
+    runs: tuple[TrainConfig, ...]
+    source: str = ""
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """A run's configuration as plain JSON-able data."""
+    out = dataclasses.asdict(cfg)
+    out["model"]["options"] = dict(cfg.model.options)
+    return out
+
+
+def run_hash(cfg: TrainConfig) -> str:
+    """A stable identifier of a run: sha256 of its canonical JSON configuration (16 hex)."""
+    text = json.dumps(config_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _number(field: str, value: Any, *, allow_zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{field}: expected a number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{field}: must be {'>= 0' if allow_zero else '> 0'} (got {value})")
+    return float(value)
+
+
+def _axis(field: str, spec: Any, *, allow_zero: bool) -> list[float]:
+    """A grid axis: a list of numbers, or ``{log_min, log_max, num[, zero]}``."""
+    if isinstance(spec, list):
+        values = [_number(f"{field}[{i}]", v, allow_zero=allow_zero) for i, v in enumerate(spec)]
+    elif isinstance(spec, Mapping):
+        unknown = set(spec) - {"log_min", "log_max", "num", "zero"}
+        if unknown:
+            raise ConfigError(f"unknown key '{field}.{sorted(unknown)[0]}'")
+        lo = _number(f"{field}.log_min", spec.get("log_min"), allow_zero=False)
+        hi = _number(f"{field}.log_max", spec.get("log_max"), allow_zero=False)
+        num = spec.get("num")
+        if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+            raise ConfigError(f"{field}.num: expected an integer >= 1, got {num!r}")
+        if hi < lo:
+            raise ConfigError(f"{field}.log_max must be >= {field}.log_min")
+        values = [float(v) for v in np.geomspace(lo, hi, num)]
+        if spec.get("zero", False):
+            if not allow_zero:
+                raise ConfigError(f"{field}.zero: 0 is not allowed for {field}")
+            values = [0.0, *values]
+    else:
+        raise ConfigError(f"{field}: expected a list or a log-range table, got {spec!r}")
+    if not values:
+        raise ConfigError(f"{field}: empty grid")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{field}: repeated values")
+    return values
+
+
+def _seeds(spec: Any) -> list[int]:
+    if not isinstance(spec, list) or not spec:
+        raise ConfigError(f"grid.seeds: expected a non-empty list of integers, got {spec!r}")
+    for i, s in enumerate(spec):
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise ConfigError(f"grid.seeds[{i}]: expected an integer >= 0, got {s!r}")
+    return list(spec)
+
+
+def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"unknown key '{prefix}{key}' (known: {', '.join(known)})")
+
+
+def _budget(spec: Mapping[str, Any], lam: float) -> dict[str, float | None]:
+    """The TrainConfig budget fields of one run from the ``[budget]`` table."""
+    if "epochs" in spec:
+        return {"budget_epochs": _number("budget.epochs", spec["epochs"], allow_zero=False)}
+    if "c" not in spec:
+        raise ConfigError("budget: give 'c' (c/(eta*lam) epochs) or 'epochs'")
+    if lam == 0:
+        if "zero_lam_epochs" not in spec:
+            raise ConfigError("budget.zero_lam_epochs: required when the grid has lam = 0")
+        return {
+            "budget_epochs": _number(
+                "budget.zero_lam_epochs", spec["zero_lam_epochs"], allow_zero=False
+            )
+        }
+    cap = spec.get("max_epochs")
+    return {
+        "budget_c": _number("budget.c", spec["c"], allow_zero=False),
+        "max_epochs": None if cap is None else _number("budget.max_epochs", cap, allow_zero=False),
+    }
+
+
+def parse_sweep(data: Mapping[str, Any], source: str = "") -> Sweep:
+    """Validate a sweep table and expand it into runs (η-major, then λ, then seed)."""
+    _check_keys(data, SWEEP_KEYS, "")
+    for key in ("grid", "budget"):
+        if not isinstance(data.get(key), Mapping):
+            raise ConfigError(f"{key}: a [{key}] table is required")
+    _check_keys(data["grid"], GRID_KEYS, "grid.")
+    _check_keys(data["budget"], BUDGET_KEYS, "budget.")
+    train = data.get("train", {})
+    for key in FIXED_PER_RUN:
+        if key in train:
+            raise ConfigError(f"train.{key}: set it in [data], [model], [grid] or [budget]")
+    base = from_dict(
+        TrainConfig, {"data": data.get("data", {}), "model": data.get("model", {}), **train}
+    )
+    build_model(base.model.name, 10, **dict(base.model.options))  # option names and ranges
+    etas = _axis("grid.eta", data["grid"].get("eta"), allow_zero=False)
+    lams = _axis("grid.lam", data["grid"].get("lam"), allow_zero=True)
+    seeds = _seeds(data["grid"].get("seeds", [0]))
+    runs = []
+    for eta in etas:
+        for lam in lams:
+            for seed in seeds:
+                cfg = dataclasses.replace(
+                    base, eta=eta, lam=lam, seed=seed, **_budget(data["budget"], lam)
+                )
+                runs.append(validate(cfg))
+    name = data.get("name", "sweep")
+    if not isinstance(name, str):
+        raise ConfigError(f"name: expected a string, got {name!r}")
+    return Sweep(name, tuple(runs), source)
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and validate a sweep file (TOML)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"sweep file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"sweep file {path}: not valid TOML ({exc})") from None
+    return parse_sweep(data, text)
+
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "Sweep",
+    "config_dict",
+    "load_sweep",
+    "parse_sweep",
+    "run_hash",
+]

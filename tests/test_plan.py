@@ -1,0 +1,33 @@
+import dataclasses
+
+from l2dynamics.config import ModelConfig, TrainConfig
+from l2dynamics.sweep.plan import group_key, max_chunk_size, plan_chunks
+
+
+def test_chunks_bound_the_budget_spread_and_size():
+    totals = [100, 400, 150, 90, 1000, 210, 95]
+    chunks = plan_chunks(totals, 1000, spread=2.0, max_chunk=3)
+    assert sorted(i for c in chunks for i in c) == list(range(len(totals)))
+    for c in chunks:
+        assert len(c) <= 3
+        budgets = [totals[i] for i in c]
+        assert max(budgets) <= 2.0 * min(budgets)
+
+
+def test_large_models_run_one_by_one():
+    chunks = plan_chunks([10, 10, 10], 10**9)
+    assert chunks == [[0], [1], [2]]
+    assert plan_chunks([10, 10], 10**9, vectorize=True, max_chunk=8) == [[0, 1]]
+
+
+def test_max_chunk_size_follows_memory():
+    assert max_chunk_size(1000, memory=10**12) == 64
+    assert max_chunk_size(10**6, memory=4 * 10**8) == 5  # 1e8 bytes / (1e6 · 20 bytes)
+    assert max_chunk_size(10**9, memory=10**9) == 1
+
+
+def test_group_key_ignores_only_per_run_hyperparameters():
+    a = TrainConfig(eta=0.1, lam=0.01, seed=0, budget_c=2.0)
+    assert group_key(a) == group_key(dataclasses.replace(a, eta=3.0, lam=0.0, seed=4))
+    assert group_key(a) != group_key(dataclasses.replace(a, batch_size=16))
+    assert group_key(a) != group_key(dataclasses.replace(a, model=ModelConfig("fc", {"width": 3})))

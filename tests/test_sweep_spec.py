@@ -1,0 +1,82 @@
+import re
+import tomllib
+
+import pytest
+
+from l2dynamics.errors import ConfigError
+from l2dynamics.sweep.spec import load_sweep, parse_sweep, run_hash
+
+BASE = """
+name = "t"
+[data]
+name = "digits"
+n_train = 64
+[model]
+name = "fc"
+options = { depth = 1, width = 8 }
+[train]
+batch_size = 32
+[grid]
+eta = [0.1, 0.5]
+lam = { log_min = 1e-3, log_max = 1e-1, num = 3, zero = true }
+seeds = [0, 1]
+[budget]
+c = 0.5
+max_epochs = 20
+zero_lam_epochs = 7
+"""
+
+
+def test_grid_expands_eta_major_with_budgets():
+    sweep = parse_sweep(tomllib.loads(BASE))
+    assert len(sweep.runs) == 2 * 4 * 2
+    first = sweep.runs[0]
+    assert (first.eta, first.lam, first.seed) == (0.1, 0.0, 0)
+    assert first.budget_epochs == 7 and first.budget_c is None
+    lam_run = sweep.runs[2]
+    assert lam_run.lam == pytest.approx(1e-3) and lam_run.budget_c == 0.5
+    assert lam_run.max_epochs == 20
+    assert len({run_hash(r) for r in sweep.runs}) == len(sweep.runs)
+
+
+def test_hash_is_stable_and_config_sensitive():
+    a = parse_sweep(tomllib.loads(BASE)).runs
+    b = parse_sweep(tomllib.loads(BASE)).runs
+    assert [run_hash(r) for r in a] == [run_hash(r) for r in b]
+    c = parse_sweep(tomllib.loads(BASE.replace("n_train = 64", "n_train = 65"))).runs
+    assert run_hash(a[0]) != run_hash(c[0])
+
+
+@pytest.mark.parametrize(
+    "old,new,culprit",
+    [
+        ('name = "t"', 'name = "t"\ncolour = 1', "unknown key 'colour'"),
+        ("n_train = 64", "n_train = 64\nflavour = 2", "unknown key 'data.flavour'"),
+        ("batch_size = 32", "batch_size = 32\nlr = 3", "unknown key 'lr'"),
+        ("batch_size = 32", 'batch_size = "big"', "batch_size: expected int"),
+        ("eta = [0.1, 0.5]", "eta = [0.1, -0.5]", "grid.eta[1]"),
+        ("eta = [0.1, 0.5]", "eta = [0.1, 0.0]", "grid.eta[1]"),
+        ("eta = [0.1, 0.5]", "eta = []", "grid.eta: empty grid"),
+        ("eta = [0.1, 0.5]", 'eta = "fast"', "grid.eta"),
+        ("num = 3", "num = 0", "grid.lam.num"),
+        ("seeds = [0, 1]", "seeds = [-1]", "grid.seeds[0]"),
+        ("c = 0.5", "c = -1.0", "budget.c"),
+        ("zero_lam_epochs = 7", "", "budget.zero_lam_epochs"),
+        ("width = 8", "width = 0", "width"),
+        ("width = 8", "widht = 8", "widht"),
+        ('name = "digits"', 'name = "digits"\nn_test = 0', "n_test"),
+        ("batch_size = 32", "eta = 3.0", "train.eta"),
+    ],
+)
+def test_bad_sweep_names_the_field(old, new, culprit):
+    with pytest.raises(ConfigError, match=re.escape(culprit)):
+        parse_sweep(tomllib.loads(BASE.replace(old, new)))
+
+
+def test_load_sweep_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="nope.toml"):
+        load_sweep(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = = 3")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_sweep(bad)
