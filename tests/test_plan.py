@@ -4,14 +4,10 @@ from l2dynamics.config import ModelConfig, TrainConfig
 from l2dynamics.sweep.plan import group_key, max_chunk_size, plan_chunks
 
 
-def test_chunks_bound_the_budget_spread_and_size():
+def test_chunks_are_equal_cuts_in_budget_order():
     totals = [100, 400, 150, 90, 1000, 210, 95]
-    chunks = plan_chunks(totals, 1000, spread=2.0, max_chunk=3)
-    assert sorted(i for c in chunks for i in c) == list(range(len(totals)))
-    for c in chunks:
-        assert len(c) <= 3
-        budgets = [totals[i] for i in c]
-        assert max(budgets) <= 2.0 * min(budgets)
+    chunks = plan_chunks(totals, 1000, max_chunk=3)
+    assert chunks == [[3, 6, 0], [2, 5, 1], [4]]
 
 
 def test_large_models_run_one_by_one():
@@ -22,7 +18,8 @@ def test_large_models_run_one_by_one():
 
 def test_max_chunk_size_follows_memory():
     assert max_chunk_size(1000, memory=10**12) == 64
-    assert max_chunk_size(10**6, memory=4 * 10**8) == 5  # 1e8 bytes / (1e6 · 20 bytes)
+    assert max_chunk_size(10**5, memory=4 * 10**7) == 5  # 1e7 bytes / (1e5 · 20 bytes)
+    assert max_chunk_size(10**5, memory=10**12) == 10  # 4 MiB of parameters / (1e5 · 4 bytes)
     assert max_chunk_size(10**9, memory=10**9) == 1
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 LR_SCHEDULES = ("constant", "step")
@@ -102,4 +103,16 @@ def lr_factor(schedule: str, step: jax.Array, total_steps: jax.Array) -> jax.Arr
         frac = step.astype(jnp.float32) / jnp.maximum(total_steps, 1).astype(jnp.float32)
         passed = sum((frac >= m).astype(jnp.float32) for m in STEP_MILESTONES)
         return jnp.float32(STEP_FACTOR) ** passed
+    raise ValueError(f"unknown learning-rate schedule {schedule!r} (choose from constant, step)")
+
+
+def lr_factors_host(schedule: str, steps: np.ndarray, total_steps: int) -> np.ndarray:
+    """:func:`lr_factor` in numpy (float64) for many steps at once, for host-side bookkeeping
+    (physical time, the η column of a curve) without dispatching to the device."""
+    if schedule == "constant":
+        return np.ones(np.shape(steps))
+    if schedule == "step":
+        frac = np.asarray(steps, np.float64) / max(total_steps, 1)
+        passed = sum((frac >= m).astype(np.float64) for m in STEP_MILESTONES)
+        return STEP_FACTOR**passed
     raise ValueError(f"unknown learning-rate schedule {schedule!r} (choose from constant, step)")

@@ -1,9 +1,9 @@
 """Chunk planning: which runs of a sweep train together under ``vmap``.
 
 Runs share a compiled program when everything but η, λ, seed and budget agrees (the *group
-key*). Within a group, runs are sorted by budget and cut into chunks whose budgets differ by at
-most ``spread`` (a finished run in a batched loop still costs its share of compute, so this
-bounds the waste at ``1 − 1/spread``) and whose size fits the memory. Models larger than
+key*). Within a group, runs are sorted by budget and cut into equal chunks whose size fits the
+memory and the cache (a finished run in a batched loop still costs its share of compute, so
+runs of similar budget go together; equal chunks mean one compilation per group). Models larger than
 ``max_vectorized_params`` run one by one: on a CPU, vectorizing large models does not pay
 (see ``benchmarks/vectorize.py``, which measured the threshold).
 """
@@ -17,8 +17,13 @@ from collections.abc import Sequence
 
 from l2dynamics.config import TrainConfig
 
-# From benchmarks/vectorize.py on a 2-core CPU (see benchmarks/RESULTS-vectorize.md).
-MAX_VECTORIZED_PARAMS = 2_000_000
+# From benchmarks/vectorize.py on a 2-core CPU (numbers in benchmarks/RESULTS-vectorize.md):
+# vmap paid 1.5x for 8 runs of 13k parameters and 1.35x for 8 runs of 150k, lost (0.72x) for
+# 32 runs of 150k, whose stacked parameters (19 MB) no longer fit in cache, and gained nothing
+# (1.03x) for 8 runs of 2.2M. So: vectorize models up to MAX_VECTORIZED_PARAMS, with chunks
+# whose stacked float32 parameters stay under CHUNK_PARAM_BYTES.
+MAX_VECTORIZED_PARAMS = 500_000
+CHUNK_PARAM_BYTES = 4 << 20
 MAX_CHUNK = 64
 BYTES_PER_PARAM = 4 * 5  # float32 params, grads, momentum buffer, updates and a spare copy
 
@@ -50,33 +55,30 @@ def memory_bytes() -> int:
 
 
 def max_chunk_size(n_params: int, *, memory: int | None = None, share: float = 0.25) -> int:
-    """Runs per chunk so that their states take at most ``share`` of the memory."""
+    """Runs per chunk: their states take at most ``share`` of the memory and their stacked
+    parameters at most ``CHUNK_PARAM_BYTES`` (beyond it the batched step leaves the cache)."""
     budget = (memory or memory_bytes()) * share
-    return max(1, min(MAX_CHUNK, int(budget // max(1, n_params * BYTES_PER_PARAM))))
+    by_memory = int(budget // max(1, n_params * BYTES_PER_PARAM))
+    by_cache = int(CHUNK_PARAM_BYTES // max(1, 4 * n_params))
+    return max(1, min(MAX_CHUNK, by_memory, by_cache))
 
 
 def plan_chunks(
     totals: Sequence[int],
     n_params: int,
     *,
-    spread: float = 2.0,
     max_chunk: int | None = None,
     vectorize: bool | None = None,
 ) -> list[list[int]]:
-    """Split run indices into chunks: sorted by budget ``totals`` (steps), each chunk's largest
-    budget at most ``spread`` × its smallest, at most ``max_chunk`` runs.
+    """Split run indices into chunks of at most ``max_chunk`` runs, in order of budget
+    ``totals`` (steps), so that each chunk holds runs of similar length.
 
+    Every chunk of a group is later padded to one size (see
+    :func:`~l2dynamics.train.vector.bucket_size`), so the group compiles one program;
     ``vectorize=None`` decides by model size (``n_params`` ≤ MAX_VECTORIZED_PARAMS).
     """
     if vectorize is None:
         vectorize = n_params <= MAX_VECTORIZED_PARAMS
     limit = 1 if not vectorize else (max_chunk or max_chunk_size(n_params))
     order = sorted(range(len(totals)), key=lambda i: totals[i])
-    chunks: list[list[int]] = []
-    for i in order:
-        last = chunks[-1] if chunks else None
-        if last and len(last) < limit and totals[i] <= spread * totals[last[0]]:
-            last.append(i)
-        else:
-            chunks.append([i])
-    return chunks
+    return [order[i : i + limit] for i in range(0, len(order), limit)]

@@ -27,7 +27,7 @@ from l2dynamics.config import TrainConfig, budget_epochs, validate
 from l2dynamics.data import Dataset, load_dataset
 from l2dynamics.losses import loss_fn, one_hot
 from l2dynamics.models import build_model
-from l2dynamics.optim import l2_mask, lr_factor, set_hyperparams, sgd_l2
+from l2dynamics.optim import l2_mask, lr_factors_host, set_hyperparams, sgd_l2
 from l2dynamics.train import step as S
 from l2dynamics.train.schedule import every_k, log_spaced, relative_resolution
 
@@ -100,9 +100,8 @@ def _fmt(value: Any) -> str:
 
 def physical_times(cfg: TrainConfig, total_steps: int, batch: int, n: int) -> np.ndarray:
     """``time[s] = Σ_{s'<s} η_{s'}·B/N`` for s = 0…total_steps (η·epochs, schedule included)."""
-    steps = jnp.arange(total_steps, dtype=jnp.int32)
-    factors = jax.vmap(lambda s: lr_factor(cfg.lr_schedule, s, jnp.int32(total_steps)))(steps)
-    per_step = np.asarray(factors, dtype=np.float64) * cfg.eta * batch / n
+    factors = lr_factors_host(cfg.lr_schedule, np.arange(total_steps), total_steps)
+    per_step = factors * cfg.eta * batch / n
     return np.concatenate([[0.0], np.cumsum(per_step)])
 
 
@@ -147,12 +146,17 @@ def load_data(cfg: TrainConfig) -> Dataset:
 @dataclasses.dataclass(frozen=True)
 class Program:
     """A compiled run program for one (model, data shapes, batch size): the jitted step
-    loop, the measurement and the initial state builder."""
+    loop, the measurement and the initial state builder, and their versions vmapped over a
+    leading run axis (``run_many``, ``measure_many``). Built once and reused, so that XLA
+    compiles each of them once per shape."""
 
     spec: S.StepSpec
     run_steps: Callable[..., S.TrainState]
     measure: Callable[..., dict[str, jax.Array]]
     init_params: Callable[[jax.Array], Any]
+    init: Callable[..., S.TrainState]
+    run_many: Callable[..., S.TrainState]
+    measure_many: Callable[..., dict[str, jax.Array]]
 
 
 def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
@@ -178,17 +182,26 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         jax.jit(partial(S.run_steps, spec), donate_argnums=(1,)),
         jax.jit(partial(S.measure, spec), static_argnums=(2,)),
         lambda key: model.init(key, sample)["params"],
+        _init_fn(model, tx, sample),
+        jax.jit(jax.vmap(partial(S.run_steps, spec), in_axes=(None, 0, 0, 0)), donate_argnums=(1,)),
+        jax.jit(jax.vmap(partial(S.measure, spec), in_axes=(None, 0, None)), static_argnums=(2,)),
     )
 
 
 def init_state(cfg: TrainConfig, program: Program) -> S.TrainState:
-    """Initial parameters and optimizer state from ``cfg.seed`` (named streams: init, order)."""
-    init_key, order_key = jax.random.split(jax.random.key(cfg.seed), 2)
-    params = program.init_params(init_key)
-    opt_state = set_hyperparams(
-        program.spec.tx.init(params), learning_rate=cfg.eta, l2=cfg.lam, momentum=cfg.momentum
-    )  # the program may be another run's
-    return S.TrainState(params, opt_state, jnp.int32(0), order_key, jnp.int32(-1))
+    """Initial parameters and optimizer state from ``cfg.seed`` (named streams: init, order);
+    the parameters depend on the seed only, so runs with one seed share their initialization."""
+    return program.init(jax.random.key(cfg.seed), cfg.eta, cfg.lam, cfg.momentum)
+
+
+def _init_fn(model, tx, sample: jax.Array) -> Callable[..., S.TrainState]:
+    def init(seed_key, eta, lam, momentum) -> S.TrainState:
+        init_key, order_key = jax.random.split(seed_key, 2)
+        params = model.init(init_key, sample)["params"]
+        opt_state = set_hyperparams(tx.init(params), learning_rate=eta, l2=lam, momentum=momentum)
+        return S.TrainState(params, opt_state, jnp.int32(0), order_key, jnp.int32(-1))
+
+    return jax.jit(init)
 
 
 def train(
@@ -247,7 +260,7 @@ def run_program(
 def make_row(cfg, metrics, step, batch, ds, mtimes, total) -> dict[str, float]:
     """One measurement row of the curve (see :data:`COLUMNS`) at ``step``."""
     values = {k: float(v) for k, v in metrics.items()}
-    eta = cfg.eta * float(lr_factor(cfg.lr_schedule, jnp.int32(step), jnp.int32(total)))
+    eta = cfg.eta * float(lr_factors_host(cfg.lr_schedule, np.asarray(step), total))
     t = float(mtimes[step])
     return {
         "step": step,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -43,25 +42,15 @@ def stack_states(states: Sequence[S.TrainState]) -> S.TrainState:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
-def vectorized_fns(program: Program) -> tuple[Callable, Callable]:
-    """The jitted, vmapped ``run_steps`` and ``measure`` of a program (state axis 0)."""
-    run = jax.jit(
-        jax.vmap(partial(S.run_steps, program.spec), in_axes=(None, 0, 0, 0)),
-        donate_argnums=(1,),
-    )
-    measure = jax.jit(
-        jax.vmap(partial(S.measure, program.spec), in_axes=(None, 0, None)), static_argnums=(2,)
-    )
-    return run, measure
+def bucket_size(runs: int) -> int:
+    """Slots for ``runs`` runs: the next power of two, so a sweep compiles at most
+    ``log2(max chunk) + 1`` vmapped programs however its chunks are cut."""
+    return 1 << max(0, runs - 1).bit_length()
 
 
 def _initial_states(cfgs: Sequence[TrainConfig], program: Program) -> S.TrainState:
-    """Stacked initial states; runs with the same seed share one initialization."""
-    cache: dict[int, S.TrainState] = {}
-    for cfg in cfgs:
-        if cfg.seed not in cache:
-            cache[cfg.seed] = init_state(cfg, program)
-    return stack_states([cache[c.seed] for c in cfgs])
+    """Stacked initial states (runs with the same seed get the same parameters)."""
+    return stack_states([init_state(c, program) for c in cfgs])
 
 
 def train_vectorized(
@@ -71,6 +60,7 @@ def train_vectorized(
     *,
     on_result: ResultFn,
     on_measure: Callable[[int, int], None] | None = None,
+    slots: int | None = None,
 ) -> None:
     """Train ``cfgs`` (same architecture, data, batch size and schedule kind) together.
 
@@ -80,13 +70,18 @@ def train_vectorized(
             for any one of them.
         on_result: called as ``on_result(index, result)`` when run ``index`` finishes.
         on_measure: called as ``on_measure(step, active_runs)`` after each measurement.
+        slots: the vmapped width (≥ len(cfgs), default the next power of two); the padding
+            slots never step. Equal widths across chunks mean one compilation.
     """
     start = time.perf_counter()
+    real = len(cfgs)
+    cfgs = list(cfgs) + [cfgs[0]] * ((slots or bucket_size(real)) - real)  # padding never steps
     batch, n = program.spec.batch_size, ds.n_train
     epochs = [budget_epochs(c) for c in cfgs]
     totals = np.array([total_steps(e, n, batch) for e in epochs], dtype=np.int64)
+    totals[real:] = 0
     own = [set(measure_steps(c, int(t)).tolist()) for c, t in zip(cfgs, totals, strict=True)]
-    targets = np.array(sorted(set().union(*own)), dtype=np.int64)
+    targets = np.array(sorted(set().union(*own[:real])), dtype=np.int64)
     mtimes = [physical_times(c, int(t), batch, n) for c, t in zip(cfgs, totals, strict=True)]
     hyper = S.Hyper(
         jnp.asarray([c.eta for c in cfgs], jnp.float32),
@@ -94,11 +89,11 @@ def train_vectorized(
         jnp.asarray(totals, jnp.int32),
     )
     data = device_data(ds)
-    run, measure = vectorized_fns(program)
+    run, measure = program.run_many, program.measure_many
     states = _initial_states(cfgs, program)
     eval_batch = min(cfgs[0].eval_batch_size, max(ds.n_train, ds.n_test))
     rows: list[list[dict[str, float]]] = [[] for _ in cfgs]
-    active = np.ones(len(cfgs), dtype=bool)
+    active = np.arange(len(cfgs)) < real
     done = np.zeros(len(cfgs), dtype=np.int64)
 
     def finish(i: int, diverged: int | None) -> None:

@@ -1,0 +1,619 @@
+"""The run store: one SQLite file holding a sweep's runs, their summaries and measured curves.
+
+A sweep survives a crash because the store is its only state. Each run (one training
+configuration, identified by a stable hash) moves through the statuses
+
+    queued -> running -> done | diverged        (the result recorded in one transaction)
+                      -> failed                 (an exception, with its message)
+
+and :meth:`RunStore.reset_interrupted` sends ``running`` and ``failed`` runs back to ``queued``
+when a sweep resumes. :meth:`RunStore.record_result` writes a run's curve and summary in a single
+transaction, so after a crash at any moment either the whole result is in the store or none of
+it is (the run is still ``running``).
+
+The file is in WAL mode: any number of readers (``l2dyn status``, ``l2dyn export``, pandas via
+:func:`load_runs`) read while one writer (the sweep) writes. Writers pass ``lock=True`` to take
+an advisory lock on ``PATH.lock``, so two sweeps never write the same store.
+
+Tables: ``meta(key, value)``, ``runs`` (one row per run: status, the configuration as JSON,
+flattened ``eta``/``lam``/``seed``, the summary columns, ``error``, times in Unix seconds) and
+``measurements`` (one row per curve point, ``idx`` its position in the curve). NaN floats are
+stored as SQL NULL (SQLite does so itself) and read back as NaN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import importlib.util
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from l2dynamics.errors import L2DynError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no advisory lock
+    fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SCHEMA_VERSION = 1
+STATUSES = ("queued", "running", "done", "diverged", "failed")
+FINISHED = ("done", "diverged")
+MEASUREMENT_COLUMNS = (
+    "step",
+    "epoch",
+    "time",
+    "tau",
+    "train_loss",
+    "train_acc",
+    "test_loss",
+    "test_acc",
+    "l2_norm_sq",
+    "eta",
+    "lam",
+)
+# Summary columns of the runs table and whether each holds an integer (else a float).
+SUMMARY_COLUMNS: dict[str, bool] = {
+    "best_test_acc": False,
+    "t_star_epochs": False,
+    "t_star_step": True,
+    "t_star_resolution": False,
+    "final_train_acc": False,
+    "final_test_acc": False,
+    "max_train_acc": False,
+    "steps": True,
+    "budget_epochs": False,
+    "diverged_step": True,
+    "wall_s": False,
+}
+BUSY_TIMEOUT_S = 30.0
+EXPORT_FORMATS = {"csv": ".csv", "parquet": ".parquet"}
+
+_SUMMARY_SQL = ",\n    ".join(
+    f"{k} {'INTEGER' if is_int else 'REAL'}" for k, is_int in SUMMARY_COLUMNS.items()
+)
+_CURVE_SQL = ",\n    ".join(
+    f"{c} {'INTEGER' if c == 'step' else 'REAL'}" for c in MEASUREMENT_COLUMNS
+)
+_STATUS_SQL = ", ".join(f"'{s}'" for s in STATUSES)
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    hash TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ({_STATUS_SQL})),
+    config TEXT NOT NULL,
+    eta REAL,
+    lam REAL,
+    seed INTEGER,
+    {_SUMMARY_SQL},
+    error TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
+CREATE TABLE IF NOT EXISTS measurements (
+    run_hash TEXT NOT NULL REFERENCES runs (hash) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    {_CURVE_SQL},
+    PRIMARY KEY (run_hash, idx)
+) WITHOUT ROWID;
+"""
+_REQUIRED_TABLES = {"meta", "runs", "measurements"}
+
+
+class StoreError(L2DynError):
+    """A run store that is missing, not a store, locked by another sweep or unreadable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run of the store.
+
+    Attributes:
+        hash: the run's stable identifier.
+        config: its configuration (the JSON stored by :meth:`RunStore.add_runs`).
+        status: one of :data:`STATUSES`.
+        summary: for ``done``/``diverged`` runs, every key of :data:`SUMMARY_COLUMNS` (floats,
+            NaN where unknown; ``t_star_step``, ``steps`` ints; ``diverged_step`` int or None);
+            empty for runs not finished.
+        error: the failure message of a ``failed`` run, else None.
+        started_at: Unix time the run was last marked running, or None.
+        finished_at: Unix time its result or failure was recorded, or None.
+    """
+
+    hash: str
+    config: dict[str, Any]
+    status: str
+    summary: dict[str, Any]
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class RunStore:
+    """A sweep's runs in one SQLite file (see the module docstring for the model).
+
+    Args:
+        path: the store file.
+        create: create the file (and its schema) when missing; else a missing file is an error.
+        lock: take an exclusive advisory lock on ``PATH.lock`` until :meth:`close` (writers).
+
+    Raises:
+        StoreError: the file is missing (``create=False``), is not an l2dynamics store, or is
+            locked by another process (``lock=True``).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, create: bool = True, lock: bool = False):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+        self._conn: sqlite3.Connection | None = None
+        if not create and not self.path.exists():
+            raise StoreError(f"store {self.path} does not exist")
+        if lock:
+            self._lock_fd = _acquire_lock(self.path)
+        try:
+            if create and not self.path.exists():
+                _create_store_file(self.path)
+            self._conn = self._connect()
+            self._open_schema(create)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening and closing -------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.path}: cannot open ({exc})") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{self.path} is not an l2dynamics run store ({exc})") from exc
+        return conn
+
+    def _open_schema(self, create: bool) -> None:
+        tables = self._tables()
+        if not tables and create:
+            self._set_wal()
+            self._create_schema()
+            tables = self._tables()
+        if not _REQUIRED_TABLES.issubset(tables):
+            raise StoreError(f"{self.path} is not an l2dynamics run store (no store tables)")
+        version = self.get_meta("schema_version")
+        if version is None or not version.isdigit():
+            raise StoreError(f"{self.path} is not an l2dynamics run store (no schema version)")
+        if int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema version {version}; this l2dynamics reads "
+                f"up to {SCHEMA_VERSION} (upgrade l2dynamics)"
+            )
+        self._set_wal()
+
+    def _tables(self) -> set[str]:
+        try:
+            rows = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {r[0] for r in rows}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not an l2dynamics run store ({exc})") from exc
+
+    def _set_wal(self) -> None:
+        mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() != "wal":
+            self._db.execute("PRAGMA journal_mode = WAL")
+
+    def _create_schema(self) -> None:
+        created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        with self._write() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('created', ?)",
+                (str(SCHEMA_VERSION), created),
+            )
+
+    def close(self) -> None:
+        """Close the database and release the lock (if held). Safe to call twice."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock_fd is not None:
+            _release_lock(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"store {self.path} is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"store {self.path}: {exc}") from exc
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a key of the ``meta`` table (e.g. ``name``, ``source``: the sweep file text)."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+
+    def get_meta(self, key: str) -> str | None:
+        """The value of a ``meta`` key, or None when it is not set."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    # -- writing runs --------------------------------------------------------------------
+
+    def add_runs(self, runs: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+        """Insert the runs not yet in the store as ``queued``; return how many were inserted.
+
+        Args:
+            runs: ``(hash, config)`` pairs; ``config`` must be JSON-able. Its keys ``eta``,
+                ``lam`` and ``seed`` (when present) are also stored as columns for queries.
+        """
+        now = time.time()
+        rows = [(h, "queued", json.dumps(dict(c), sort_keys=True), *_flat(c), now) for h, c in runs]
+        with self._write() as db:
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO runs (hash, status, config, eta, lam, seed, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return db.total_changes - before
+
+    def reset_interrupted(self) -> int:
+        """Send ``running`` and ``failed`` runs back to ``queued``, dropping partial results.
+
+        Returns:
+            The number of runs reset.
+        """
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM measurements WHERE run_hash IN "
+                "(SELECT hash FROM runs WHERE status IN ('running', 'failed'))"
+            )
+            cur = db.execute(
+                f"UPDATE runs SET status = 'queued', error = NULL, started_at = NULL, "
+                f"finished_at = NULL, {_null_summary()} WHERE status IN ('running', 'failed')"
+            )
+            return cur.rowcount
+
+    def mark_running(self, hashes: Sequence[str]) -> None:
+        """Mark runs ``running`` (their training starts now)."""
+        now = time.time()
+        with self._write() as db:
+            for h in hashes:
+                cur = db.execute(
+                    "UPDATE runs SET status = 'running', started_at = ?, finished_at = NULL, "
+                    "error = NULL WHERE hash = ?",
+                    (now, h),
+                )
+                self._check_found(cur, h)
+
+    def record_result(
+        self,
+        run_hash: str,
+        status: str,
+        summary: Mapping[str, Any],
+        curve: Mapping[str, np.ndarray],
+    ) -> None:
+        """Store a finished run's summary and curve, all in one transaction.
+
+        Any earlier measurements of the run are replaced. After a crash at any moment either
+        the whole result is stored or none of it is (the run keeps its previous status).
+
+        Args:
+            run_hash: the run.
+            status: ``"done"`` or ``"diverged"``.
+            summary: keys of :data:`SUMMARY_COLUMNS` (missing keys are stored as NULL).
+            curve: every column of :data:`MEASUREMENT_COLUMNS`, equal-length 1-D arrays.
+        """
+        if status not in FINISHED:
+            raise ValueError(f"status: expected one of {FINISHED}, got {status!r}")
+        values = _summary_values(summary)
+        rows = _curve_rows(run_hash, curve)
+        sets = ", ".join(f"{k} = ?" for k in SUMMARY_COLUMNS)
+        with self._write() as db:
+            cur = db.execute(
+                f"UPDATE runs SET status = ?, {sets}, error = NULL, finished_at = ? WHERE hash = ?",
+                (status, *values, time.time(), run_hash),
+            )
+            self._check_found(cur, run_hash)
+            db.execute("DELETE FROM measurements WHERE run_hash = ?", (run_hash,))
+            self._insert_measurements(db, rows)
+
+    def _insert_measurements(self, db: sqlite3.Connection, rows: list[tuple]) -> None:
+        columns = ", ".join(("run_hash", "idx", *MEASUREMENT_COLUMNS))
+        marks = ", ".join("?" * (len(MEASUREMENT_COLUMNS) + 2))
+        db.executemany(f"INSERT INTO measurements ({columns}) VALUES ({marks})", rows)
+
+    def mark_failed(self, run_hash: str, error: str) -> None:
+        """Mark a run ``failed`` with its error message; drop any measurements it has."""
+        with self._write() as db:
+            cur = db.execute(
+                f"UPDATE runs SET status = 'failed', error = ?, finished_at = ?, "
+                f"{_null_summary()} WHERE hash = ?",
+                (str(error), time.time(), run_hash),
+            )
+            self._check_found(cur, run_hash)
+            db.execute("DELETE FROM measurements WHERE run_hash = ?", (run_hash,))
+
+    def _check_found(self, cur: sqlite3.Cursor, run_hash: str) -> None:
+        if cur.rowcount != 1:
+            raise StoreError(f"store {self.path}: no run {run_hash!r}")
+
+    # -- reading -------------------------------------------------------------------------
+
+    def runs(self, status: str | None = None) -> list[RunRecord]:
+        """All runs (in insertion order), or those with ``status``."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status: expected one of {STATUSES}, got {status!r}")
+        columns = ", ".join(
+            ("hash", "config", "status", *SUMMARY_COLUMNS, "error", "started_at", "finished_at")
+        )
+        sql = f"SELECT {columns} FROM runs"
+        args: tuple = ()
+        if status is not None:
+            sql, args = sql + " WHERE status = ?", (status,)
+        return [_record(row) for row in self._db.execute(sql + " ORDER BY rowid", args)]
+
+    def counts(self) -> dict[str, int]:
+        """The number of runs in each status (every status of :data:`STATUSES` is a key)."""
+        out = dict.fromkeys(STATUSES, 0)
+        for status, n in self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"):
+            out[status] = n
+        return out
+
+    def measurements(self, run_hash: str) -> dict[str, np.ndarray]:
+        """A run's stored curve: ``step`` as int64, the other columns as float64 (NaN kept).
+
+        A run without a recorded result has empty arrays.
+        """
+        if self._db.execute("SELECT 1 FROM runs WHERE hash = ?", (run_hash,)).fetchone() is None:
+            raise StoreError(f"store {self.path}: no run {run_hash!r}")
+        rows = self._db.execute(
+            f"SELECT {', '.join(MEASUREMENT_COLUMNS)} FROM measurements "
+            "WHERE run_hash = ? ORDER BY idx",
+            (run_hash,),
+        ).fetchall()
+        cols = list(zip(*rows, strict=True)) if rows else [()] * len(MEASUREMENT_COLUMNS)
+        return {
+            c: np.array(v, dtype=np.int64 if c == "step" else np.float64)
+            for c, v in zip(MEASUREMENT_COLUMNS, cols, strict=True)
+        }
+
+
+# -- rows in and out ---------------------------------------------------------------------
+
+
+def _flat(config: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return config.get("eta"), config.get("lam"), config.get("seed")
+
+
+def _null_summary() -> str:
+    return ", ".join(f"{k} = NULL" for k in SUMMARY_COLUMNS)
+
+
+def _summary_values(summary: Mapping[str, Any]) -> list[Any]:
+    unknown = set(summary) - set(SUMMARY_COLUMNS)
+    if unknown:
+        raise ValueError(f"summary: unknown keys {sorted(unknown)}")
+    return [_sql_number(summary.get(k), is_int) for k, is_int in SUMMARY_COLUMNS.items()]
+
+
+def _sql_number(value: Any, is_int: bool) -> int | float | None:
+    if value is None:
+        return None
+    if is_int:
+        return int(value)
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+def _curve_rows(run_hash: str, curve: Mapping[str, np.ndarray]) -> list[tuple]:
+    """The measurement rows ``(run_hash, idx, *MEASUREMENT_COLUMNS)`` of a curve."""
+    missing = [c for c in MEASUREMENT_COLUMNS if c not in curve]
+    extra = sorted(set(curve) - set(MEASUREMENT_COLUMNS))
+    if missing or extra:
+        raise ValueError(f"curve: missing columns {missing}, unknown columns {extra}")
+    arrays = [np.asarray(curve[c]) for c in MEASUREMENT_COLUMNS]
+    lengths = {a.shape for a in arrays}
+    if len(lengths) != 1 or arrays[0].ndim != 1:
+        raise ValueError(f"curve: columns must be equal-length 1-D arrays, got shapes {lengths}")
+    n = len(arrays[0])
+    columns = [arrays[0].astype(np.int64).tolist()]
+    columns += [a.astype(np.float64).tolist() for a in arrays[1:]]
+    return list(zip([run_hash] * n, range(n), *columns, strict=True))
+
+
+def _record(row: tuple) -> RunRecord:
+    h, config, status = row[:3]
+    k = len(SUMMARY_COLUMNS)
+    raw, (error, started, finished) = row[3 : 3 + k], row[3 + k :]
+    summary = {}
+    if status in FINISHED:
+        summary = {
+            key: (v if is_int or v is not None else float("nan"))
+            for (key, is_int), v in zip(SUMMARY_COLUMNS.items(), raw, strict=True)
+        }
+    return RunRecord(h, json.loads(config), status, summary, error, started, finished)
+
+
+# -- the advisory lock -------------------------------------------------------------------
+
+
+def _create_store_file(path: Path) -> None:
+    """Make a new store atomically: schema written to a temporary file in WAL mode, then
+    renamed into place, so that no reader ever sees a half-made store."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
+    os.close(fd)
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?), ('created', ?)",
+                (str(SCHEMA_VERSION), created),
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        os.replace(tmp, path)
+    except sqlite3.Error as exc:
+        raise StoreError(f"store {path}: cannot create ({exc})") from exc
+    finally:
+        for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
+            Path(leftover).unlink(missing_ok=True)
+
+
+def _acquire_lock(path: Path) -> int | None:
+    """Take the exclusive, non-blocking lock ``PATH.lock`` and write our pid into it."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        return None
+    lock_path = Path(f"{path}.lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"store {path}: cannot create lock {lock_path} ({exc})") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StoreError(
+            f"store {path} is in use by another sweep (lock {lock_path} held by pid {pid})"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _release_lock(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+    os.close(fd)  # closing the descriptor releases the flock
+
+
+# -- pandas and export -------------------------------------------------------------------
+
+
+def load_runs(path: str | os.PathLike) -> pd.DataFrame:
+    """One row per run: hash, status, eta, lam, seed, every summary column, error, config.
+
+    ``config`` is the run's JSON text. Float columns are float64 (NaN where unknown); ``seed``,
+    ``t_star_step``, ``steps`` and ``diverged_step`` are nullable ``Int64``.
+    """
+    import pandas as pd
+
+    columns = ("hash", "status", "eta", "lam", "seed", *SUMMARY_COLUMNS, "error", "config")
+    with RunStore(path, create=False) as store:
+        df = pd.read_sql_query(f"SELECT {', '.join(columns)} FROM runs ORDER BY rowid", store._db)
+    ints = {"seed", *(k for k, is_int in SUMMARY_COLUMNS.items() if is_int)}
+    floats = {"eta", "lam", *(k for k, is_int in SUMMARY_COLUMNS.items() if not is_int)}
+    dtypes = {c: "Int64" for c in ints} | {c: "float64" for c in floats}
+    return df.astype(dtypes)
+
+
+def load_measurements(path: str | os.PathLike) -> pd.DataFrame:
+    """One row per measurement: hash, the run's ``run_eta``/``run_lam``/``seed``, the curve.
+
+    The curve columns are :data:`MEASUREMENT_COLUMNS` (their ``eta`` is the scheduled learning
+    rate at that step, so the run's configured values are named ``run_eta``/``run_lam``).
+    Rows are ordered by run, then by position in the curve.
+    """
+    import pandas as pd
+
+    curve = ", ".join(f"m.{c}" for c in MEASUREMENT_COLUMNS)
+    sql = (
+        f"SELECT r.hash, r.eta AS run_eta, r.lam AS run_lam, r.seed, {curve} "
+        "FROM measurements m JOIN runs r ON r.hash = m.run_hash ORDER BY r.rowid, m.idx"
+    )
+    with RunStore(path, create=False) as store:
+        df = pd.read_sql_query(sql, store._db)
+    floats = {"run_eta", "run_lam", *MEASUREMENT_COLUMNS[1:]}
+    dtypes = {c: "float64" for c in floats} | {"seed": "Int64", "step": "int64"}
+    return df.astype(dtypes)
+
+
+def export(path: str | os.PathLike, out: str | os.PathLike, fmt: str) -> None:
+    """Export a store's runs to ``out`` and its measurements to ``<stem>_measurements.<ext>``.
+
+    Both files are written atomically (a temporary file renamed into place).
+
+    Args:
+        path: the store.
+        out: the runs table file; the measurements table goes beside it.
+        fmt: ``"csv"`` or ``"parquet"`` (Parquet needs pyarrow).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise StoreError(f"export format {fmt!r}: expected one of {sorted(EXPORT_FORMATS)}")
+    if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise StoreError("export format 'parquet' needs pyarrow (pip install pyarrow)")
+    out = Path(out)
+    measurements_out = out.with_name(f"{out.stem}_measurements{EXPORT_FORMATS[fmt]}")
+    _write_atomic(load_runs(path), out, fmt)
+    _write_atomic(load_measurements(path), measurements_out, fmt)
+
+
+def _write_atomic(df: pd.DataFrame, out: Path, fmt: str) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise StoreError(f"export: cannot write {out} ({exc})") from exc
+    os.close(fd)
+    try:
+        if fmt == "csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
