@@ -23,7 +23,7 @@ from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 from l2dynamics.models import count_params
 from l2dynamics.sweep.plan import MAX_VECTORIZED_PARAMS, plan_chunks
 from l2dynamics.train.run import build_program, load_data, run_program
-from l2dynamics.train.vector import bucket_size, train_vectorized
+from l2dynamics.train.vector import train_vectorized
 
 
 def grid(width: int, runs: int, steps: int) -> list[TrainConfig]:
@@ -64,7 +64,7 @@ def time_planned(cfgs: list[TrainConfig], params: int) -> tuple[float, str]:
     start = time.perf_counter()
     program = build_program(cfgs[0], ds)
     chunks = plan_chunks([1] * len(cfgs), params)
-    slots = bucket_size(max(len(c) for c in chunks))
+    slots = max(len(c) for c in chunks)
     for chunk in chunks:
         if slots == 1:
             run_program(cfgs[chunk[0]], ds, program)

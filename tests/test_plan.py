@@ -8,6 +8,7 @@ def test_chunks_are_equal_cuts_in_budget_order():
     totals = [100, 400, 150, 90, 1000, 210, 95]
     chunks = plan_chunks(totals, 1000, max_chunk=3)
     assert chunks == [[3, 6, 0], [2, 5, 1], [4]]
+    assert plan_chunks(list(range(8)), 1000, max_chunk=6) == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
 def test_large_models_run_one_by_one():

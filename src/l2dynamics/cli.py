@@ -323,8 +323,23 @@ class _SweepBar:
     default=None,
     help="Force vectorized or one-by-one training (default: decided by model size).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Train here, or as Ray tasks (pip install l2dynamics[ray]).",
+)
+@click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def sweep(sweep_file: Path, store_path: Path, vectorize: bool | None, quiet: bool) -> None:
+def sweep(
+    sweep_file: Path,
+    store_path: Path,
+    vectorize: bool | None,
+    executor: str,
+    address: str | None,
+    quiet: bool,
+) -> None:
     """Train every run of SWEEP_FILE (TOML) into the store; resumes an interrupted sweep."""
     from l2dynamics.sweep.runner import run_sweep
     from l2dynamics.sweep.spec import load_sweep
@@ -333,7 +348,14 @@ def sweep(sweep_file: Path, store_path: Path, vectorize: bool | None, quiet: boo
     if not store_path.parent.resolve().is_dir():
         raise L2DynError(f"--store: directory {store_path.parent} does not exist")
     with _progress(quiet) as bar:
-        report = run_sweep(spec, str(store_path), vectorize=vectorize, progress=_SweepBar(bar))
+        report = run_sweep(
+            spec,
+            str(store_path),
+            vectorize=vectorize,
+            progress=_SweepBar(bar),
+            executor=executor,
+            address=address,
+        )
     sys.stdout.write(
         f"{report.total} runs: {report.skipped} already done, {report.done} done, "
         f"{report.diverged} diverged, {report.failed} failed in {report.wall_s:.1f} s\n"

@@ -73,12 +73,14 @@ def plan_chunks(
     """Split run indices into chunks of at most ``max_chunk`` runs, in order of budget
     ``totals`` (steps), so that each chunk holds runs of similar length.
 
-    Every chunk of a group is later padded to one size (see
-    :func:`~l2dynamics.train.vector.bucket_size`), so the group compiles one program;
+    Chunks are as few as ``max_chunk`` allows and balanced in size; the last one is later
+    padded to the size of the others, so the group compiles one vmapped program;
     ``vectorize=None`` decides by model size (``n_params`` ≤ MAX_VECTORIZED_PARAMS).
     """
     if vectorize is None:
         vectorize = n_params <= MAX_VECTORIZED_PARAMS
     limit = 1 if not vectorize else (max_chunk or max_chunk_size(n_params))
     order = sorted(range(len(totals)), key=lambda i: totals[i])
-    return [order[i : i + limit] for i in range(0, len(order), limit)]
+    count = -(-len(order) // limit)  # as few chunks as the limit allows, of balanced sizes
+    size = -(-len(order) // count) if order else 1
+    return [order[i : i + size] for i in range(0, len(order), size)]

@@ -30,7 +30,7 @@ from l2dynamics.train.run import (
     run_program,
     total_steps,
 )
-from l2dynamics.train.vector import bucket_size, train_vectorized
+from l2dynamics.train.vector import train_vectorized
 
 SUMMARY_KEYS = (
     "best_test_acc",
@@ -121,7 +121,7 @@ def plan(
             total_steps(budget_epochs(c), ds.n_train, program.spec.batch_size) for _, c in items
         ]
         cut = plan_chunks(totals, n_params, vectorize=vectorize)
-        slots = bucket_size(max(len(idx) for idx in cut))
+        slots = max(len(idx) for idx in cut)
         for idx in cut:
             hashes, cfgs = tuple(items[i][0] for i in idx), tuple(items[i][1] for i in idx)
             chunks.append(Chunk(hashes, cfgs, slots))
@@ -149,7 +149,11 @@ def train_chunk(
         program,
         on_result=lambda i, r: on_result(chunk.hashes[i], r),
         on_measure=progress.measured,
+        slots=chunk.slots,
     )
+
+
+EXECUTORS = ("local", "ray")
 
 
 def run_sweep(
@@ -158,8 +162,22 @@ def run_sweep(
     *,
     vectorize: bool | None = None,
     progress: Progress | None = None,
+    executor: str = "local",
+    address: str | None = None,
 ) -> SweepReport:
-    """Create or resume the sweep's store and train every run that is not finished."""
+    """Create or resume the sweep's store and train every run that is not finished.
+
+    Args:
+        sweep: the validated sweep.
+        store_path: its SQLite store (created, or resumed when it exists).
+        vectorize: force vectorized (True) or one-by-one (False) training; None: by model size.
+        progress: hooks for a progress display.
+        executor: ``"local"`` (in this process) or ``"ray"`` (chunks become Ray tasks; this
+            process alone writes the store).
+        address: the Ray cluster to join (default: start a local one).
+    """
+    if executor not in EXECUTORS:
+        raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
     progress = progress or Progress()
     start = time.perf_counter()
     with RunStore(store_path, lock=True) as store:
@@ -170,17 +188,46 @@ def run_sweep(
         progress.start(report.total, report.skipped)
         ctx = _Context()
         chunks = plan(todo, ctx, vectorize)
-        for index, chunk in enumerate(chunks):
-            steps = max(
-                total_steps(
-                    budget_epochs(c), ctx.dataset(c).n_train, ctx.program(c).spec.batch_size
-                )
-                for c in chunk.cfgs
+        if executor == "ray":
+            from l2dynamics.sweep.ray_executor import run_chunks_on_ray
+
+            store.mark_running([h for chunk in chunks for h in chunk.hashes])
+            run_chunks_on_ray(
+                chunks,
+                address,
+                lambda h, r: _record(store, report, progress, h, r),
+                lambda h, e: _fail(store, report, progress, h, e),
             )
-            progress.chunk(index, len(chunks), len(chunk.cfgs), steps)
-            _run_chunk(store, chunk, ctx, report, progress)
+        else:
+            for index, chunk in enumerate(chunks):
+                progress.chunk(index, len(chunks), len(chunk.cfgs), chunk_steps(chunk, ctx))
+                _run_chunk(store, chunk, ctx, report, progress)
     report.wall_s = time.perf_counter() - start
     return report
+
+
+def chunk_steps(chunk: Chunk, ctx: _Context) -> int:
+    """The longest budget of a chunk, in steps."""
+    return max(
+        total_steps(budget_epochs(c), ctx.dataset(c).n_train, ctx.program(c).spec.batch_size)
+        for c in chunk.cfgs
+    )
+
+
+def _record(
+    store: RunStore, report: SweepReport, progress: Progress, run_hash: str, result: RunResult
+) -> None:
+    store.record_result(run_hash, result.status, summary_of(result), result.curve)
+    setattr(report, result.status, getattr(report, result.status) + 1)
+    progress.finished(run_hash, result)
+
+
+def _fail(
+    store: RunStore, report: SweepReport, progress: Progress, run_hash: str, error: str
+) -> None:
+    store.mark_failed(run_hash, error)
+    report.failed += 1
+    progress.finished(run_hash, None)
 
 
 def _register(store: RunStore, sweep: Sweep) -> None:
@@ -198,10 +245,8 @@ def _run_chunk(
     finished: set[str] = set()
 
     def record(run_hash: str, result: RunResult) -> None:
-        store.record_result(run_hash, result.status, summary_of(result), result.curve)
+        _record(store, report, progress, run_hash, result)
         finished.add(run_hash)
-        setattr(report, result.status, getattr(report, result.status) + 1)
-        progress.finished(run_hash, result)
 
     try:
         train_chunk(chunk, ctx, record, progress)
@@ -210,6 +255,4 @@ def _run_chunk(
     except Exception as exc:  # a bug or a resource error: keep the sweep going, say which runs
         for h in chunk.hashes:
             if h not in finished:
-                store.mark_failed(h, f"{type(exc).__name__}: {exc}")
-                report.failed += 1
-                progress.finished(h, None)
+                _fail(store, report, progress, h, f"{type(exc).__name__}: {exc}")

@@ -42,12 +42,6 @@ def stack_states(states: Sequence[S.TrainState]) -> S.TrainState:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
-def bucket_size(runs: int) -> int:
-    """Slots for ``runs`` runs: the next power of two, so a sweep compiles at most
-    ``log2(max chunk) + 1`` vmapped programs however its chunks are cut."""
-    return 1 << max(0, runs - 1).bit_length()
-
-
 def _initial_states(cfgs: Sequence[TrainConfig], program: Program) -> S.TrainState:
     """Stacked initial states (runs with the same seed get the same parameters)."""
     return stack_states([init_state(c, program) for c in cfgs])
@@ -70,12 +64,12 @@ def train_vectorized(
             for any one of them.
         on_result: called as ``on_result(index, result)`` when run ``index`` finishes.
         on_measure: called as ``on_measure(step, active_runs)`` after each measurement.
-        slots: the vmapped width (≥ len(cfgs), default the next power of two); the padding
-            slots never step. Equal widths across chunks mean one compilation.
+        slots: the vmapped width (≥ len(cfgs), default len(cfgs)); the padding slots never
+            step. Equal widths across the chunks of a sweep mean one compilation.
     """
     start = time.perf_counter()
     real = len(cfgs)
-    cfgs = list(cfgs) + [cfgs[0]] * ((slots or bucket_size(real)) - real)  # padding never steps
+    cfgs = list(cfgs) + [cfgs[0]] * ((slots or real) - real)  # padding slots never step
     batch, n = program.spec.batch_size, ds.n_train
     epochs = [budget_epochs(c) for c in cfgs]
     totals = np.array([total_steps(e, n, batch) for e in epochs], dtype=np.int64)
