@@ -293,7 +293,7 @@ def test_readers_read_while_a_writer_writes(store_path):
                 for i in range({n_runs}):
                     store.mark_running([f"r{{i}}"])
                     store.record_result(f"r{{i}}", "done", {{"steps": i}}, curve)
-                    time.sleep(0.01)
+                    time.sleep(0.05)  # leave readers time to interleave on a busy machine
             """),
         ],
         stdout=subprocess.PIPE,

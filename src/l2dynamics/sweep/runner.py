@@ -21,7 +21,7 @@ from l2dynamics.errors import L2DynError
 from l2dynamics.models import count_params
 from l2dynamics.sweep.plan import group_key, plan_chunks
 from l2dynamics.sweep.spec import Sweep, config_dict, run_hash
-from l2dynamics.sweep.store import RunStore
+from l2dynamics.sweep.store import SUMMARY_COLUMNS, RunStore
 from l2dynamics.train.run import (
     Program,
     RunResult,
@@ -32,19 +32,7 @@ from l2dynamics.train.run import (
 )
 from l2dynamics.train.vector import train_vectorized
 
-SUMMARY_KEYS = (
-    "best_test_acc",
-    "t_star_epochs",
-    "t_star_step",
-    "t_star_resolution",
-    "final_train_acc",
-    "final_test_acc",
-    "max_train_acc",
-    "steps",
-    "budget_epochs",
-    "diverged_step",
-    "wall_s",
-)
+SUMMARY_KEYS = tuple(SUMMARY_COLUMNS)
 
 
 @dataclasses.dataclass

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from l2dynamics.errors import L2DynError
+from l2dynamics.results import CURVE_COLUMNS
 
 try:
     import fcntl
@@ -51,19 +52,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 STATUSES = ("queued", "running", "done", "diverged", "failed")
 FINISHED = ("done", "diverged")
-MEASUREMENT_COLUMNS = (
-    "step",
-    "epoch",
-    "time",
-    "tau",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "l2_norm_sq",
-    "eta",
-    "lam",
-)
+MEASUREMENT_COLUMNS = CURVE_COLUMNS
 # Summary columns of the runs table and whether each holds an integer (else a float).
 SUMMARY_COLUMNS: dict[str, bool] = {
     "best_test_acc": False,

@@ -28,22 +28,11 @@ from l2dynamics.data import Dataset, load_dataset
 from l2dynamics.losses import loss_fn, one_hot
 from l2dynamics.models import build_model
 from l2dynamics.optim import l2_mask, lr_factors_host, set_hyperparams, sgd_l2
+from l2dynamics.results import CURVE_COLUMNS
 from l2dynamics.train import step as S
 from l2dynamics.train.schedule import every_k, log_spaced, relative_resolution
 
-COLUMNS = (
-    "step",
-    "epoch",
-    "time",
-    "tau",
-    "train_loss",
-    "train_acc",
-    "test_loss",
-    "test_acc",
-    "l2_norm_sq",
-    "eta",
-    "lam",
-)
+COLUMNS = CURVE_COLUMNS
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 
