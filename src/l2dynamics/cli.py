@@ -262,7 +262,7 @@ def train(json_out: bool, out: Path | None, quiet: bool, **o: Any) -> None:
     _check_out(out)
     cfg = validate(_train_config(o))
     with _progress(quiet) as bar:
-        task = bar.add_task("train", total=None, status="")
+        task = bar.add_task("train", total=None, status="", unit="steps")
 
         def report(step: int, total: int, row: dict[str, float]) -> None:
             status = (
@@ -282,8 +282,8 @@ class _SweepBar:
 
     def __init__(self, bar: Progress) -> None:
         self.bar = bar
-        self.runs = bar.add_task("runs", total=None, status="")
-        self.chunk_task = bar.add_task("chunk", total=None, status="")
+        self.runs = bar.add_task("runs", total=None, status="", unit="runs")
+        self.chunk_task = bar.add_task("chunk", total=None, status="", unit="steps")
         self.counts = {"done": 0, "diverged": 0, "failed": 0}
 
     def start(self, total: int, skipped: int) -> None:
@@ -399,6 +399,7 @@ def status(store_path: Path, json_out: bool) -> None:
             s = r.summary
             lines.append(
                 f"  eta={r.config['eta']:<10.4g} lam={r.config['lam']:<10.4g} "
+                f"seed={r.config['seed']:<3} "
                 f"acc={_num(s.get('best_test_acc')):.4f}  "
                 f"t*={_num(s.get('t_star_epochs')):.5g} epochs"
             )
@@ -446,7 +447,7 @@ def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
