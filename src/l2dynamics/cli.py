@@ -277,6 +277,13 @@ def train(json_out: bool, out: Path | None, quiet: bool, **o: Any) -> None:
     _print_summary(result.summary(), json_out, out)
 
 
+def _store_option(help_text: str) -> Any:
+    """The ``--store PATH`` option shared by sweep, status and export."""
+    return click.option(
+        "--store", "store_path", type=click.Path(path_type=Path), required=True, help=help_text
+    )
+
+
 class _SweepBar:
     """A rich progress display for sweeps: a bar over runs and a live line for the chunk."""
 
@@ -311,13 +318,7 @@ class _SweepBar:
 
 @app.command()
 @click.argument("sweep_file", type=click.Path(path_type=Path))
-@click.option(
-    "--store",
-    "store_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="SQLite run store (created, or resumed when it exists).",
-)
+@_store_option("SQLite run store (created, or resumed when it exists).")
 @click.option(
     "--vectorize/--one-by-one",
     default=None,
@@ -371,13 +372,7 @@ def _open_store(store_path: Path):
 
 
 @app.command()
-@click.option(
-    "--store",
-    "store_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="SQLite run store.",
-)
+@_store_option("SQLite run store.")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object.")
 def status(store_path: Path, json_out: bool) -> None:
     """Summarize a store: runs by status, and the best runs so far."""
@@ -411,13 +406,7 @@ def _num(value: Any) -> float:
 
 
 @app.command("export")
-@click.option(
-    "--store",
-    "store_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="SQLite run store.",
-)
+@_store_option("SQLite run store.")
 @click.option(
     "--format",
     "fmt",
