@@ -19,3 +19,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``l2dyn ARGV`` in-process; return (exit code, stdout, stderr)."""
+    from l2dynamics.cli import main
+
+    def run(argv: list[str]) -> tuple[int | None, str, str]:
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+            raise SystemExit(0)
+        out = capsys.readouterr()
+        return info.value.code, out.out, out.err
+
+    return run

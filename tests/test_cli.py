@@ -5,8 +5,6 @@ import struct
 import numpy as np
 import pytest
 
-from l2dynamics.cli import main
-
 TINY = [
     "train",
     "--data",
@@ -31,17 +29,9 @@ TINY = [
 ]
 
 
-def run(capsys, argv):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
-
-
-def test_train_end_to_end_json_and_csv(capsys, tmp_path):
+def test_train_end_to_end_json_and_csv(run_cli, tmp_path):
     out = tmp_path / "curve.csv"
-    code, stdout, _ = run(capsys, [*TINY, "--json", "--out", str(out)])
+    code, stdout, _ = run_cli([*TINY, "--json", "--out", str(out)])
     assert code in (0, None)
     summary = json.loads(stdout)
     for key in ("status", "best_test_acc", "t_star_epochs", "final_train_acc", "steps", "wall_s"):
@@ -52,8 +42,8 @@ def test_train_end_to_end_json_and_csv(capsys, tmp_path):
     assert len(rows) > 2
 
 
-def test_train_human_summary(capsys):
-    code, stdout, _ = run(capsys, TINY)
+def test_train_human_summary(run_cli):
+    code, stdout, _ = run_cli(TINY)
     assert code in (0, None)
     assert "best test acc" in stdout and "t* (epochs)" in stdout
 
@@ -77,9 +67,9 @@ def _idx(path, magic, dims, payload):
         (["--eta", "fast"], "eta"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, extra, culprit):
+def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, extra, culprit):
     out = tmp_path / "curve.csv"
-    code, stdout, stderr = run(capsys, [*TINY, *extra, "--out", str(out)])
+    code, stdout, stderr = run_cli([*TINY, *extra, "--out", str(out)])
     assert code == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("l2dyn: error:")
@@ -87,13 +77,13 @@ def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, extra, culprit):
     assert not out.exists() and stdout == ""
 
 
-def test_missing_data_dir(capsys, tmp_path):
+def test_missing_data_dir(run_cli, tmp_path):
     missing = tmp_path / "nowhere"
-    code, _, stderr = run(capsys, [*TINY, "--data", "mnist", "--data-dir", str(missing)])
+    code, _, stderr = run_cli([*TINY, "--data", "mnist", "--data-dir", str(missing)])
     assert code == 2 and "nowhere" in stderr and len(stderr.strip().splitlines()) == 1
 
 
-def test_corrupt_idx_file(capsys, tmp_path):
+def test_corrupt_idx_file(run_cli, tmp_path):
     n = 4
     _idx(tmp_path / "train-images-idx3-ubyte.gz", 0x803, (n, 28, 28), bytes(n * 784))
     _idx(tmp_path / "train-labels-idx1-ubyte.gz", 0x801, (n,), bytes(n))
@@ -111,7 +101,7 @@ def test_corrupt_idx_file(capsys, tmp_path):
         "--out",
         str(out),
     ]
-    code, _, stderr = run(capsys, argv)
+    code, _, stderr = run_cli(argv)
     assert code == 2 and "t10k-images" in stderr and len(stderr.strip().splitlines()) == 1
     assert not out.exists()
 
@@ -130,33 +120,33 @@ def _mnist_dir(tmp_path, n_test_labels=4, truncate=False):
     "kwargs,culprit",
     [({"truncate": True}, "t10k-images"), ({"n_test_labels": 3}, "t10k")],
 )
-def test_truncated_or_mismatched_idx(capsys, tmp_path, kwargs, culprit):
+def test_truncated_or_mismatched_idx(run_cli, tmp_path, kwargs, culprit):
     data_dir = _mnist_dir(tmp_path, **kwargs)
     out = tmp_path / "c.csv"
     argv = [*TINY, "--data", "mnist", "--data-dir", str(data_dir), "--n-train", "2"]
-    code, _, stderr = run(capsys, [*argv, "--out", str(out)])
+    code, _, stderr = run_cli([*argv, "--out", str(out)])
     assert code == 2 and culprit in stderr and len(stderr.strip().splitlines()) == 1
     assert not out.exists()
 
 
-def test_corrupt_cifar_file(capsys, tmp_path):
+def test_corrupt_cifar_file(run_cli, tmp_path):
     (tmp_path / "data_batch_1").write_bytes(b"not a pickle at all")
     (tmp_path / "test_batch").write_bytes(b"\x80\x04junk")
     out = tmp_path / "c.csv"
     argv = [*TINY, "--data", "cifar10", "--data-dir", str(tmp_path), "--out", str(out)]
-    code, _, stderr = run(capsys, argv)
+    code, _, stderr = run_cli(argv)
     assert code == 2 and "data_batch_1" in stderr and len(stderr.strip().splitlines()) == 1
     assert not out.exists()
 
 
-def test_out_directory_must_exist(capsys, tmp_path):
-    code, _, stderr = run(capsys, [*TINY, "--out", str(tmp_path / "no" / "c.csv")])
+def test_out_directory_must_exist(run_cli, tmp_path):
+    code, _, stderr = run_cli([*TINY, "--out", str(tmp_path / "no" / "c.csv")])
     assert code == 2 and "--out" in stderr
 
 
-def test_same_seed_same_json(capsys):
-    _, a, _ = run(capsys, [*TINY, "--json"])
-    _, b, _ = run(capsys, [*TINY, "--json"])
+def test_same_seed_same_json(run_cli):
+    _, a, _ = run_cli([*TINY, "--json"])
+    _, b, _ = run_cli([*TINY, "--json"])
     da, db = json.loads(a), json.loads(b)
     for key in ("best_test_acc", "t_star_epochs", "final_train_acc", "steps"):
         assert da[key] == db[key]

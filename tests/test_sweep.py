@@ -8,7 +8,6 @@ import time
 import numpy as np
 import pytest
 
-from l2dynamics.cli import main
 from l2dynamics.sweep import RunStore, load_measurements, load_runs, load_sweep, run_sweep
 
 SWEEP = """
@@ -159,14 +158,6 @@ def test_a_second_writer_is_refused_naming_the_lock(tmp_path):
         first.wait()
 
 
-def run_cli(capsys, argv):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
-
-
 @pytest.mark.parametrize(
     "old,new,culprit",
     [
@@ -176,27 +167,25 @@ def run_cli(capsys, argv):
         ("seeds = [0, 1]", "seeds = []", "grid.seeds"),
     ],
 )
-def test_bad_sweep_file_is_one_line_exit_2_nothing_written(capsys, tmp_path, old, new, culprit):
+def test_bad_sweep_file_is_one_line_exit_2_nothing_written(run_cli, tmp_path, old, new, culprit):
     sweep_file = write_sweep(tmp_path / "s.toml")
     sweep_file.write_text(sweep_file.read_text().replace(old, new))
     store = tmp_path / "runs.sqlite"
-    code, _, err = run_cli(capsys, ["sweep", str(sweep_file), "--store", str(store), "--quiet"])
+    code, _, err = run_cli(["sweep", str(sweep_file), "--store", str(store), "--quiet"])
     assert code == 2 and culprit in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == [sweep_file]
 
 
-def test_cli_sweep_status_export(capsys, tmp_path):
+def test_cli_sweep_status_export(run_cli, tmp_path):
     sweep_file = write_sweep(tmp_path / "s.toml", etas="[0.5]")
     store = tmp_path / "runs.sqlite"
-    code, out, _ = run_cli(capsys, ["sweep", str(sweep_file), "--store", str(store), "--quiet"])
+    code, out, _ = run_cli(["sweep", str(sweep_file), "--store", str(store), "--quiet"])
     assert code in (0, None) and "4 runs" in out
-    code, out, _ = run_cli(capsys, ["status", "--store", str(store)])
+    code, out, _ = run_cli(["status", "--store", str(store)])
     assert code in (0, None) and "done" in out and "test-grid" in out
     target = tmp_path / "runs.csv"
-    code, _, _ = run_cli(
-        capsys, ["export", "--store", str(store), "--format", "csv", "--out", str(target)]
-    )
+    code, _, _ = run_cli(["export", "--store", str(store), "--format", "csv", "--out", str(target)])
     assert code in (0, None) and target.exists()
     assert (tmp_path / "runs_measurements.csv").exists()
-    code, _, err = run_cli(capsys, ["status", "--store", str(tmp_path / "missing.sqlite")])
+    code, _, err = run_cli(["status", "--store", str(tmp_path / "missing.sqlite")])
     assert code == 2 and "missing.sqlite" in err

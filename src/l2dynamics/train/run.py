@@ -136,8 +136,9 @@ def load_data(cfg: TrainConfig) -> Dataset:
 class Program:
     """A compiled run program for one (model, data shapes, batch size): the jitted step
     loop, the measurement and the initial state builder, and their versions vmapped over a
-    leading run axis (``run_many``, ``measure_many``). Built once and reused, so that XLA
-    compiles each of them once per shape."""
+    leading run axis (``run_many``, ``measure_many``), and the data already on the device.
+    Built once and reused, so that XLA compiles each function once per shape and the data
+    cross to the device once per sweep, not once per run."""
 
     spec: S.StepSpec
     run_steps: Callable[..., S.TrainState]
@@ -146,6 +147,7 @@ class Program:
     init: Callable[..., S.TrainState]
     run_many: Callable[..., S.TrainState]
     measure_many: Callable[..., dict[str, jax.Array]]
+    data: S.DeviceData
 
 
 def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
@@ -174,6 +176,7 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         _init_fn(model, tx, sample),
         jax.jit(jax.vmap(partial(S.run_steps, spec), in_axes=(None, 0, 0, 0)), donate_argnums=(1,)),
         jax.jit(jax.vmap(partial(S.measure, spec), in_axes=(None, 0, None)), static_argnums=(2,)),
+        device_data(ds),
     )
 
 
@@ -218,7 +221,7 @@ def run_program(
     epochs = budget_epochs(cfg)
     total = total_steps(epochs, ds.n_train, batch)
     mtimes = physical_times(cfg, total, batch, ds.n_train)
-    data = device_data(ds)
+    data = program.data
     hyper = S.Hyper(jnp.float32(cfg.eta), jnp.float32(cfg.lam), jnp.int32(total))
     state = init_state(cfg, program)
     eval_batch = min(cfg.eval_batch_size, max(ds.n_train, ds.n_test))

@@ -25,7 +25,6 @@ from l2dynamics.train import step as S
 from l2dynamics.train.run import (
     Program,
     RunResult,
-    device_data,
     init_state,
     make_result,
     make_row,
@@ -82,7 +81,7 @@ def train_vectorized(
         jnp.asarray([c.lam for c in cfgs], jnp.float32),
         jnp.asarray(totals, jnp.int32),
     )
-    data = device_data(ds)
+    data = program.data
     run, measure = program.run_many, program.measure_many
     states = _initial_states(cfgs, program)
     eval_batch = min(cfgs[0].eval_batch_size, max(ds.n_train, ds.n_test))
