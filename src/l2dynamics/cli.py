@@ -432,6 +432,60 @@ def export_cmd(store_path: Path, fmt: str, out: Path) -> None:
     sys.stdout.write(f"wrote {out}\n")
 
 
+@app.command()
+@click.argument("figure")
+@click.option(
+    "--scale",
+    type=click.Choice(["cpu", "paper"]),
+    default="cpu",
+    show_default=True,
+    help="cpu: reduced setup sized for 2 cores; paper: the paper's setup.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory (created; default: ./reproduce-FIGURE-SCALE).",
+)
+@click.option("--data-dir", default=None, help="MNIST / CIFAR-10 directory ($L2DYN_DATA).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local")
+@click.option("--address", default=None, help="Ray cluster address (--executor ray).")
+@click.option("--json", "json_out", is_flag=True, help="Print summary.json on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def reproduce(
+    figure: str,
+    scale: str,
+    out_dir: Path | None,
+    data_dir: str | None,
+    executor: str,
+    address: str | None,
+    json_out: bool,
+    quiet: bool,
+) -> None:
+    """Reproduce one figure of the paper: run its experiment (resumable), write FIGURE.png,
+    the CSV numbers behind it, summary.json and a self-contained report.html."""
+    from l2dynamics.experiments import ReproduceRequest, runner
+
+    run = runner(figure)
+    out_dir = out_dir if out_dir is not None else Path(f"reproduce-{figure}-{scale}")
+    if not out_dir.parent.resolve().is_dir():
+        raise L2DynError(f"--out: directory {out_dir.parent} does not exist")
+    out_dir.mkdir(exist_ok=True)
+    with _progress(quiet) as bar:
+        task = bar.add_task(figure, total=None, status="", unit="")
+
+        def report(message: str, done: float, total: float | None) -> None:
+            bar.update(task, completed=done, total=total, status=message)
+
+        request = ReproduceRequest(figure, scale, out_dir, data_dir, executor, address, report)
+        summary = run(request)
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        sys.stdout.write(f"wrote {out_dir}/ (summary.json, report.html, {figure}.png)\n")
+
+
 def _progress(quiet: bool) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),

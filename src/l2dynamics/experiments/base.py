@@ -1,0 +1,44 @@
+"""What every ``l2dyn reproduce FIG`` runner receives and how its outputs are laid out.
+
+A runner is a function ``run(request: ReproduceRequest) -> dict``. It writes into
+``request.out_dir`` at least ``FIG.png`` (the figure), one or more CSV files (the numbers behind
+it), ``summary.json`` (the fitted values it returns) and ``report.html`` (self-contained).
+Long work reports progress through ``request.progress(message, done, total)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCALES = ("cpu", "paper")
+
+ProgressFn = Callable[[str, float, float | None], None]
+
+
+def _no_progress(message: str, done: float, total: float | None) -> None:
+    """The default progress callback: report nothing."""
+
+
+@dataclass(frozen=True)
+class ReproduceRequest:
+    """One ``reproduce`` invocation.
+
+    Attributes:
+        figure: the figure name as registered (e.g. ``"fig2"``).
+        scale: ``"cpu"`` (reduced, sized for 2 cores) or ``"paper"`` (the paper's setup).
+        out_dir: existing directory that receives every output file.
+        data_dir: directory of MNIST / CIFAR-10 files, or None for ``$L2DYN_DATA``.
+        executor: ``"local"`` or ``"ray"`` for figures that run sweeps.
+        address: Ray cluster address, or None.
+        progress: ``progress(message, done, total)``; total None when unknown.
+    """
+
+    figure: str
+    scale: str
+    out_dir: Path
+    data_dir: str | None = None
+    executor: str = "local"
+    address: str | None = None
+    progress: ProgressFn = field(default=_no_progress, compare=False)
