@@ -55,6 +55,7 @@ def make_summary(**over) -> dict:
         "budget_epochs": 31.25,
         "diverged_step": None,
         "wall_s": float("nan"),
+        "stopped_at_peak": 0,
     }
     return out | over
 

@@ -190,6 +190,24 @@ RUN_OPTIONS = [
             type=int, default=0, show_default=True, help="Seed of initialization and batch order."
         ),
     ),
+    (
+        ("--peak-stop",),
+        dict(
+            type=float,
+            default=None,
+            help="Stop once the run is at >= this many times t* (epochs) and its test accuracy "
+            "is --peak-drop below its best (opt-in; e.g. 2).",
+        ),
+    ),
+    (
+        ("--peak-drop",),
+        dict(
+            type=float,
+            default=0.01,
+            show_default=True,
+            help="Accuracy drop (fraction) that marks a passed peak.",
+        ),
+    ),
 ]
 
 
@@ -241,6 +259,8 @@ def _train_config(o: dict[str, Any]) -> TrainConfig:
         measure_resolution=o["measure_resolution"],
         eval_batch_size=o["eval_batch_size"],
         seed=o["seed"],
+        peak_stop=o["peak_stop"],
+        peak_drop=o["peak_drop"],
     )
 
 

@@ -57,6 +57,11 @@ class TrainConfig:
     consecutive ones differ by at most a factor ``1 + measure_resolution`` in steps (after the
     first ``1/measure_resolution`` steps, which are all measured); ``"every"`` measures every
     ``measure_every`` steps.
+
+    ``peak_stop`` (opt-in) ends a run early once it has clearly passed its peak: at a
+    measurement whose epoch is at least ``peak_stop`` × the epoch of the best test accuracy so
+    far, with test accuracy at least ``peak_drop`` (a fraction, 0.01 = 1 point) below that best
+    (see :func:`l2dynamics.train.stopping.passed_peak`).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -76,6 +81,8 @@ class TrainConfig:
     measure_resolution: float = 0.05
     eval_batch_size: int = 1000
     seed: int = 0
+    peak_stop: float | None = None
+    peak_drop: float = 0.01
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> None:
@@ -159,6 +166,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     _require(
         cfg.data.mixup_alpha >= 0, f"data.mixup_alpha must be >= 0 (got {cfg.data.mixup_alpha})"
     )
+    _require(
+        cfg.peak_stop is None or (math.isfinite(cfg.peak_stop) and cfg.peak_stop > 1),
+        f"peak_stop must be > 1 (got {cfg.peak_stop})",
+    )
+    _require(0 < cfg.peak_drop < 1, f"peak_drop must be in (0, 1) (got {cfg.peak_drop})")
     budget_epochs(cfg)
     return cfg
 

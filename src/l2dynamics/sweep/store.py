@@ -66,6 +66,7 @@ SUMMARY_COLUMNS: dict[str, bool] = {
     "budget_epochs": False,
     "diverged_step": True,
     "wall_s": False,
+    "stopped_at_peak": True,
 }
 BUSY_TIMEOUT_S = 30.0
 EXPORT_FORMATS = {"csv": ".csv", "parquet": ".parquet"}

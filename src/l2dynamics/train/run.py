@@ -31,6 +31,7 @@ from l2dynamics.optim import l2_mask, lr_factors_host, set_hyperparams, sgd_l2
 from l2dynamics.results import CURVE_COLUMNS
 from l2dynamics.train import step as S
 from l2dynamics.train.schedule import every_k, log_spaced, relative_resolution
+from l2dynamics.train.stopping import passed_peak
 
 COLUMNS = CURVE_COLUMNS
 
@@ -57,6 +58,7 @@ class RunResult:
     budget_epochs: float
     diverged_step: int | None
     wall_s: float
+    stopped_at_peak: bool = False
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary (no curve)."""
@@ -244,9 +246,19 @@ def run_program(
         if not math.isfinite(row["train_loss"]):
             diverged = done
             break
-    return make_result(
-        cfg, rows, total, epochs, diverged, time.perf_counter() - start, steps_done=done
-    )
+        if at_peak_stop(cfg, rows):
+            break
+    wall = time.perf_counter() - start
+    result = make_result(cfg, rows, total, epochs, diverged, wall, steps_done=done)
+    return result
+
+
+def at_peak_stop(cfg: TrainConfig, rows: list[dict[str, float]]) -> bool:
+    """Whether ``cfg`` asks for the peak-aware stop and its measured ``rows`` call for it."""
+    if cfg.peak_stop is None:
+        return False
+    epochs = [r["epoch"] for r in rows]
+    return passed_peak(epochs, [r["test_acc"] for r in rows], cfg.peak_stop, cfg.peak_drop)
 
 
 def make_row(cfg, metrics, step, batch, ds, mtimes, total) -> dict[str, float]:
@@ -266,7 +278,10 @@ def make_row(cfg, metrics, step, batch, ds, mtimes, total) -> dict[str, float]:
 
 
 def make_result(cfg, rows, total, epochs, diverged, wall, steps_done) -> RunResult:
-    """The :class:`RunResult` of measured ``rows``: t* is the first maximum of test accuracy."""
+    """The :class:`RunResult` of measured ``rows``: t* is the first maximum of test accuracy.
+
+    A run that ends before its budget without diverging was stopped by the peak-aware stop.
+    """
     curve = {
         c: np.asarray([r[c] for r in rows], dtype=np.int64 if c == "step" else np.float64)
         for c in COLUMNS
@@ -289,4 +304,5 @@ def make_result(cfg, rows, total, epochs, diverged, wall, steps_done) -> RunResu
         budget_epochs=float(epochs),
         diverged_step=diverged,
         wall_s=float(wall),
+        stopped_at_peak=diverged is None and int(steps_done) < total,
     )

@@ -25,6 +25,7 @@ from l2dynamics.train import step as S
 from l2dynamics.train.run import (
     Program,
     RunResult,
+    at_peak_stop,
     init_state,
     make_result,
     make_row,
@@ -119,7 +120,7 @@ def train_vectorized(
             rows[i].append(row)
             if not np.isfinite(row["train_loss"]):
                 finish(i, int(target))
-            elif target == totals[i]:
+            elif target == totals[i] or at_peak_stop(cfgs[i], rows[i]):
                 finish(i, None)
         if on_measure:
             on_measure(int(target), int(active.sum()))
