@@ -80,3 +80,12 @@ def test_load_sweep_file_errors(tmp_path):
     bad.write_text("name = = 3")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_sweep(bad)
+
+
+def test_zero_lam_budget_as_physical_time():
+    """λ = 0 runs of ``zero_lam_time = T`` train T/η epochs (the paper's 10⁶/η), capped."""
+    text = BASE.replace("zero_lam_epochs = 7", "zero_lam_time = 3.0")
+    runs = [r for r in parse_sweep(tomllib.loads(text)).runs if r.lam == 0]
+    assert {(r.eta, r.budget_epochs) for r in runs} == {(0.1, 20.0), (0.5, 6.0)}
+    with pytest.raises(ConfigError, match="budget.zero_lam_time"):
+        parse_sweep(tomllib.loads(text.replace("zero_lam_time = 3.0", "zero_lam_time = -1")))

@@ -18,7 +18,8 @@ A sweep file is TOML::
     [budget]
     c = 2.0                     # c/(η·λ) epochs ...
     max_epochs = 10000          # ... capped here
-    zero_lam_epochs = 2000      # the budget of λ = 0 runs
+    zero_lam_epochs = 2000      # the budget of λ = 0 runs, or
+    # zero_lam_time = 1e6       # ... a physical time η·epochs: λ = 0 runs get 1e6/η epochs
     # or: epochs = 100          (one fixed budget for every run)
 
 Every run with the same seed starts from the same initialization (as in the paper), because
@@ -45,7 +46,7 @@ from l2dynamics.models import build_model
 
 SWEEP_KEYS = ("name", "data", "model", "train", "grid", "budget")
 GRID_KEYS = ("eta", "lam", "seeds")
-BUDGET_KEYS = ("c", "max_epochs", "zero_lam_epochs", "epochs")
+BUDGET_KEYS = ("c", "max_epochs", "zero_lam_epochs", "zero_lam_time", "epochs")
 FIXED_PER_RUN = ("data", "model", "eta", "lam", "seed", "budget_epochs", "budget_c", "max_epochs")
 
 
@@ -123,25 +124,34 @@ def _check_keys(table: Mapping[str, Any], known: tuple[str, ...], prefix: str) -
             raise ConfigError(f"unknown key '{prefix}{key}' (known: {', '.join(known)})")
 
 
-def _budget(spec: Mapping[str, Any], lam: float) -> dict[str, float | None]:
+def _budget(spec: Mapping[str, Any], lam: float, eta: float) -> dict[str, float | None]:
     """The TrainConfig budget fields of one run from the ``[budget]`` table."""
     if "epochs" in spec:
         return {"budget_epochs": _number("budget.epochs", spec["epochs"], allow_zero=False)}
     if "c" not in spec:
         raise ConfigError("budget: give 'c' (c/(eta*lam) epochs) or 'epochs'")
     if lam == 0:
-        if "zero_lam_epochs" not in spec:
-            raise ConfigError("budget.zero_lam_epochs: required when the grid has lam = 0")
-        return {
-            "budget_epochs": _number(
-                "budget.zero_lam_epochs", spec["zero_lam_epochs"], allow_zero=False
-            )
-        }
+        return {"budget_epochs": _zero_lam_epochs(spec, eta)}
     cap = spec.get("max_epochs")
     return {
         "budget_c": _number("budget.c", spec["c"], allow_zero=False),
         "max_epochs": None if cap is None else _number("budget.max_epochs", cap, allow_zero=False),
     }
+
+
+def _zero_lam_epochs(spec: Mapping[str, Any], eta: float) -> float:
+    """The budget (epochs) of a λ = 0 run: ``zero_lam_epochs``, or ``zero_lam_time``/η."""
+    if "zero_lam_epochs" in spec:
+        return _number("budget.zero_lam_epochs", spec["zero_lam_epochs"], allow_zero=False)
+    if "zero_lam_time" in spec:
+        epochs = _number("budget.zero_lam_time", spec["zero_lam_time"], allow_zero=False) / eta
+        cap = spec.get("max_epochs")
+        return (
+            epochs
+            if cap is None
+            else min(epochs, _number("budget.max_epochs", cap, allow_zero=False))
+        )
+    raise ConfigError("budget.zero_lam_epochs: required when the grid has lam = 0")
 
 
 def parse_sweep(data: Mapping[str, Any], source: str = "") -> Sweep:
@@ -168,7 +178,7 @@ def parse_sweep(data: Mapping[str, Any], source: str = "") -> Sweep:
         for lam in lams:
             for seed in seeds:
                 cfg = dataclasses.replace(
-                    base, eta=eta, lam=lam, seed=seed, **_budget(data["budget"], lam)
+                    base, eta=eta, lam=lam, seed=seed, **_budget(data["budget"], lam, eta)
                 )
                 runs.append(validate(cfg))
     name = data.get("name", "sweep")
