@@ -48,6 +48,24 @@ def test_train_human_summary(run_cli):
     assert "best test acc" in stdout and "t* (epochs)" in stdout
 
 
+def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):
+    out = tmp_path / "curve.csv"
+    argv = [a for a in TINY if a not in ("--lam", "0.01")]
+    code, stdout, _ = run_cli(
+        [*argv, "--autol2", "--autol2-period", "2", "--json", "--out", str(out)]
+    )
+    assert code in (0, None) and json.loads(stdout)["lam"] == 0.1  # the paper's λ₀
+    header, *rows = out.read_text().splitlines()
+    lam = np.array([float(r.split(",")[header.split(",").index("lam")]) for r in rows])
+    assert lam[0] == pytest.approx(0.1) and np.all(np.diff(lam) <= 0)
+
+
+def test_autol2_needs_an_epoch_budget(run_cli):
+    argv = [a for a in TINY if a not in ("--epochs", "4")]
+    code, _, stderr = run_cli([*argv, "--autol2"])
+    assert code == 2 and "--epochs" in stderr
+
+
 def _idx(path, magic, dims, payload):
     with gzip.open(path, "wb") as f:
         f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in dims) + payload)
@@ -65,6 +83,8 @@ def _idx(path, magic, dims, payload):
         (["--epochs", "-2"], "budget_epochs"),
         (["--width", "0"], "width"),
         (["--eta", "fast"], "eta"),
+        (["--autol2", "--autol2-decay", "1"], "autol2_decay"),
+        (["--peak-stop", "0.5"], "peak_stop"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, extra, culprit):

@@ -16,8 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from l2dynamics.errors import ConfigError
-from l2dynamics.losses import LOSSES
-from l2dynamics.optim import L2_MASKS, LR_SCHEDULES
+
+# The choices of the string-valued fields (the modules that implement them import these, so
+# that configs stay importable without JAX, e.g. by the PyTorch adapter).
+LOSSES = ("xent", "mse")
+LR_SCHEDULES = ("constant", "step")
+L2_MASKS = ("all", "weights")
 
 MEASURE_KINDS = ("log", "every")
 
@@ -62,6 +66,10 @@ class TrainConfig:
     measurement whose epoch is at least ``peak_stop`` × the epoch of the best test accuracy so
     far, with test accuracy at least ``peak_drop`` (a fraction, 0.01 = 1 point) below that best
     (see :func:`l2dynamics.train.stopping.passed_peak`).
+
+    ``autol2=True`` schedules λ with AutoL2 (SPEC §3): ``lam`` is then the starting λ₀ (the
+    paper's 0.1), divided by ``autol2_decay`` at each decay, with a refractory period of
+    ``autol2_refractory/λ`` steps, measuring every ``autol2_period`` steps.
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -83,6 +91,10 @@ class TrainConfig:
     seed: int = 0
     peak_stop: float | None = None
     peak_drop: float = 0.01
+    autol2: bool = False
+    autol2_decay: float = 10.0
+    autol2_refractory: float = 0.1
+    autol2_period: int = 10
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> None:
@@ -171,6 +183,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         f"peak_stop must be > 1 (got {cfg.peak_stop})",
     )
     _require(0 < cfg.peak_drop < 1, f"peak_drop must be in (0, 1) (got {cfg.peak_drop})")
+    if cfg.autol2:
+        _require(cfg.lam > 0, f"lam (AutoL2's starting λ) must be > 0 (got {cfg.lam})")
+        _require(cfg.autol2_decay > 1, f"autol2_decay must be > 1 (got {cfg.autol2_decay})")
+        _positive("autol2_refractory", cfg.autol2_refractory)
+        _require(cfg.autol2_period >= 1, f"autol2_period must be >= 1 (got {cfg.autol2_period})")
     budget_epochs(cfg)
     return cfg
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-LOSSES = ("xent", "mse")
+from l2dynamics.config import LOSSES
 
 
 def one_hot(labels: jax.Array, num_classes: int) -> jax.Array:

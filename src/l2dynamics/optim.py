@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-LR_SCHEDULES = ("constant", "step")
-L2_MASKS = ("all", "weights")
+from l2dynamics.config import L2_MASKS
+
 STEP_MILESTONES = (0.3, 0.6, 0.9)
 STEP_FACTOR = 0.2
 

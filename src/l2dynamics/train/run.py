@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import l2dynamics.autol2.controller as controller
+from l2dynamics.autol2.options import AutoL2Options
 from l2dynamics.config import TrainConfig, budget_epochs, validate
 from l2dynamics.data import Dataset, load_dataset
 from l2dynamics.losses import loss_fn, one_hot
@@ -168,6 +170,7 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         d.flip,
         d.crop,
         d.mixup_alpha,
+        autol2_options(cfg, lam0=AutoL2Options.lam0),
     )
     sample = jnp.zeros((1, *ds.x_train.shape[1:]), jnp.float32)
     return Program(
@@ -182,10 +185,29 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
     )
 
 
+def autol2_options(cfg: TrainConfig, lam0: float | None = None) -> AutoL2Options | None:
+    """The AutoL2 schedule of ``cfg`` (None for a fixed λ); λ₀ = ``lam0`` or ``cfg.lam``.
+
+    The compiled step only uses the constants (decay, refractory, period); λ₀ enters through
+    each run's initial controller state, so runs with different λ₀ share one program.
+    """
+    if not cfg.autol2:
+        return None
+    return AutoL2Options(
+        lam0=cfg.lam if lam0 is None else lam0,
+        decay=cfg.autol2_decay,
+        refractory=cfg.autol2_refractory,
+        period=cfg.autol2_period,
+    )
+
+
 def init_state(cfg: TrainConfig, program: Program) -> S.TrainState:
     """Initial parameters and optimizer state from ``cfg.seed`` (named streams: init, order);
-    the parameters depend on the seed only, so runs with one seed share their initialization."""
-    return program.init(jax.random.key(cfg.seed), cfg.eta, cfg.lam, cfg.momentum)
+    the parameters depend on the seed only, so runs with one seed share their initialization.
+    The AutoL2 controller starts at λ₀ = ``cfg.lam`` (built on the host, as
+    :func:`l2dynamics.autol2.controller.init` defines it)."""
+    state = program.init(jax.random.key(cfg.seed), cfg.eta, cfg.lam, cfg.momentum)
+    return state._replace(autol2=controller.init(autol2_options(cfg)))
 
 
 def _init_fn(model, tx, sample: jax.Array) -> Callable[..., S.TrainState]:
@@ -193,7 +215,8 @@ def _init_fn(model, tx, sample: jax.Array) -> Callable[..., S.TrainState]:
         init_key, order_key = jax.random.split(seed_key, 2)
         params = model.init(init_key, sample)["params"]
         opt_state = set_hyperparams(tx.init(params), learning_rate=eta, l2=lam, momentum=momentum)
-        return S.TrainState(params, opt_state, jnp.int32(0), order_key, jnp.int32(-1))
+        ctrl = controller.init(None)  # replaced by the run's own in init_state
+        return S.TrainState(params, opt_state, jnp.int32(0), order_key, jnp.int32(-1), ctrl)
 
     return jax.jit(init)
 
@@ -237,9 +260,9 @@ def run_program(
                 diverged, done = bad, int(state.step)
                 break
             done = int(target)
-        row = make_row(
-            cfg, program.measure(data, state.params, eval_batch), done, batch, ds, mtimes, total
-        )
+        metrics = program.measure(data, state.params, eval_batch)
+        lam_now = float(state.autol2.lam) if cfg.autol2 else cfg.lam
+        row = make_row(cfg, metrics, done, batch, ds, mtimes, total, lam_now, rows)
         rows.append(row)
         if progress:
             progress(done, total, row)
@@ -261,19 +284,28 @@ def at_peak_stop(cfg: TrainConfig, rows: list[dict[str, float]]) -> bool:
     return passed_peak(epochs, [r["test_acc"] for r in rows], cfg.peak_stop, cfg.peak_drop)
 
 
-def make_row(cfg, metrics, step, batch, ds, mtimes, total) -> dict[str, float]:
-    """One measurement row of the curve (see :data:`COLUMNS`) at ``step``."""
+def make_row(cfg, metrics, step, batch, ds, mtimes, total, lam, rows) -> dict[str, float]:
+    """One measurement row of the curve (see :data:`COLUMNS`) at ``step``.
+
+    ``lam`` is λ now. With a fixed λ, τ = λ·time exactly; with AutoL2, τ = ∫λ dt accumulates
+    from the previous row (``rows[-1]``), λ held at its value there over the interval (λ
+    changes only at measurement periods, so τ can lag by at most one period per decay).
+    """
     values = {k: float(v) for k, v in metrics.items()}
     eta = cfg.eta * float(lr_factors_host(cfg.lr_schedule, np.asarray(step), total))
     t = float(mtimes[step])
+    if cfg.autol2 and rows:
+        tau = rows[-1]["tau"] + (t - rows[-1]["time"]) * rows[-1]["lam"]
+    else:
+        tau = t * lam
     return {
         "step": step,
         "epoch": step * batch / ds.n_train,
         "time": t,
-        "tau": t * cfg.lam,
+        "tau": tau,
         **values,
         "eta": eta,
-        "lam": cfg.lam,
+        "lam": lam,
     }
 
 

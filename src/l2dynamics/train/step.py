@@ -16,6 +16,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+import l2dynamics.autol2.controller as controller
+from l2dynamics.autol2.controller import AutoL2State
+from l2dynamics.autol2.options import AutoL2Options
 from l2dynamics.data import augment
 from l2dynamics.losses import correct, l2_norm_sq
 from l2dynamics.optim import lr_factor, set_hyperparams
@@ -43,14 +46,16 @@ class Hyper(NamedTuple):
 
 
 class TrainState(NamedTuple):
-    """Parameters, optimizer state, the step counter, the data-order key and the first step
-    whose minibatch loss was not finite (−1 while every loss has been finite)."""
+    """Parameters, optimizer state, the step counter, the data-order key, the first step
+    whose minibatch loss was not finite (−1 while every loss has been finite), and the AutoL2
+    controller's state (carried, unused, by runs with a fixed λ)."""
 
     params: Any
     opt_state: Any
     step: jax.Array
     key: jax.Array
     diverged_step: jax.Array
+    autol2: AutoL2State
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +71,7 @@ class StepSpec:
     flip: bool = False
     crop: int = 0
     mixup_alpha: float = 0.0
+    autol2: AutoL2Options | None = None
 
 
 def batch_indices(key: jax.Array, step: jax.Array, batch_size: int, n: int) -> jax.Array:
@@ -103,20 +109,43 @@ def get_batch(spec: StepSpec, data: DeviceData, key: jax.Array, step: jax.Array)
 
 
 def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper) -> TrainState:
-    """One step ``θ ← θ − η_t(v)``, ``v ← μv + ∇L_data + λθ`` at ``η_t = η₀·schedule(step)``."""
+    """One step ``θ ← θ − η_t(v)``, ``v ← μv + ∇L_data + λθ`` at ``η_t = η₀·schedule(step)``.
+
+    With AutoL2 (``spec.autol2``), λ is the controller's: every ``period`` steps (at steps
+    0, k, 2k, …) the bare loss and error of this step's minibatch, at the parameters before
+    this update, are fed to the controller, and its new λ applies from this update on.
+    """
     x, y = get_batch(spec, data, state.key, state.step)
 
     def bare_loss(params):
-        return spec.loss(spec.apply({"params": params}, x, train=True), y)
+        f = spec.apply({"params": params}, x, train=True)
+        return spec.loss(f, y), f
 
-    loss, grads = jax.value_and_grad(bare_loss)(state.params)
+    (loss, logits), grads = jax.value_and_grad(bare_loss, has_aux=True)(state.params)
+    ctrl = _autol2_update(spec, state, loss, logits, y)
+    lam = hyper.lam if spec.autol2 is None else ctrl.lam
     lr = hyper.eta0 * lr_factor(spec.lr_schedule, state.step, hyper.total_steps)
-    opt_state = set_hyperparams(state.opt_state, learning_rate=lr, l2=hyper.lam)
+    opt_state = set_hyperparams(state.opt_state, learning_rate=lr, l2=lam)
     updates, opt_state = spec.tx.update(grads, opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     first_bad = (state.diverged_step < 0) & ~jnp.isfinite(loss)
     diverged = jnp.where(first_bad, state.step, state.diverged_step)
-    return TrainState(params, opt_state, state.step + 1, state.key, diverged)
+    return TrainState(params, opt_state, state.step + 1, state.key, diverged, ctrl)
+
+
+def _autol2_update(
+    spec: StepSpec, state: TrainState, loss: jax.Array, logits: jax.Array, y: jax.Array
+) -> AutoL2State:
+    """The controller's state after this step's measurement (unchanged off-period)."""
+    opts = spec.autol2
+    if opts is None:
+        return state.autol2
+    error = 1.0 - correct(logits, y) / jnp.float32(y.shape[0])
+
+    def measure(ctrl: AutoL2State) -> AutoL2State:
+        return controller.update(ctrl, state.step, loss, error, opts)
+
+    return jax.lax.cond(state.step % opts.period == 0, measure, lambda c: c, state.autol2)
 
 
 def run_steps(

@@ -116,7 +116,10 @@ def train_vectorized(
             if metrics is None:
                 metrics = jax.tree.map(np.asarray, measure(data, states.params, eval_batch))
             one = {k: v[i] for k, v in metrics.items()}
-            row = make_row(cfgs[i], one, int(target), batch, ds, mtimes[i], int(totals[i]))
+            lam = float(states.autol2.lam[i]) if cfgs[i].autol2 else cfgs[i].lam
+            row = make_row(
+                cfgs[i], one, int(target), batch, ds, mtimes[i], int(totals[i]), lam, rows[i]
+            )
             rows[i].append(row)
             if not np.isfinite(row["train_loss"]):
                 finish(i, int(target))

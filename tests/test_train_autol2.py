@@ -1,0 +1,79 @@
+"""AutoL2 inside the training loop: the λ it applies is the controller's, run by run."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from l2dynamics.autol2 import replay
+from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, validate
+from l2dynamics.errors import ConfigError
+from l2dynamics.train.run import build_program, load_data, train
+from l2dynamics.train.vector import train_vectorized
+
+K = 5
+CFG = TrainConfig(
+    data=DataConfig("digits", n_train=128, n_test=200),
+    model=ModelConfig("fc", {"depth": 2, "width": 32}),
+    eta=0.5,
+    lam=0.05,
+    autol2=True,
+    autol2_period=K,
+    autol2_refractory=0.05,
+    budget_epochs=300,
+    measure="every",
+    measure_every=K,
+)
+
+
+def test_lambda_schedule_is_the_controller_replayed_on_the_measurements():
+    """Full batch: the controller's minibatch measurement at step s is the training-set loss
+    and error at step s, which the curve records; replaying them gives the curve's λ."""
+    r = train(CFG)
+    c = r.curve
+    assert np.all(np.diff(c["step"]) == K)
+    lams = replay(
+        c["step"],
+        c["train_loss"],
+        1.0 - c["train_acc"],
+        lam0=0.05,
+        decay=10.0,
+        refractory=0.05,
+        period=K,
+    )
+    # the row at step s is measured before the update of step s: it shows λ after the
+    # controller has seen the measurements at steps 0, K, …, s − K
+    np.testing.assert_allclose(c["lam"][1:], lams[:-1], rtol=1e-6)
+    assert c["lam"][0] == pytest.approx(0.05)
+    assert c["lam"][-1] < 0.05  # it did decay in this run
+    assert np.all(np.diff(c["lam"]) <= 0)
+
+
+def test_tau_integrates_the_schedule():
+    c = train(CFG).curve
+    expected = np.concatenate([[0.0], np.cumsum(np.diff(c["time"]) * c["lam"][:-1])])
+    np.testing.assert_allclose(c["tau"], expected, rtol=1e-9)
+
+
+def test_vectorized_autol2_runs_keep_their_own_state():
+    cfgs = [dataclasses.replace(CFG, lam=lam) for lam in (0.05, 0.2)]
+    cfgs.append(dataclasses.replace(CFG, autol2=False, lam=0.01))
+    ds = load_data(CFG)
+    got = {}
+    program = build_program(CFG, ds)
+    train_vectorized(cfgs[:2], ds, program, on_result=got.__setitem__)
+    for i, cfg in enumerate(cfgs[:2]):
+        alone = train(cfg, dataset=ds)
+        np.testing.assert_allclose(got[i].curve["lam"], alone.curve["lam"], rtol=1e-6)
+        np.testing.assert_allclose(got[i].curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)
+    fixed = train(cfgs[2], dataset=ds)
+    assert np.all(fixed.curve["lam"] == 0.01)
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("lam", 0.0), ("autol2_decay", 1.0), ("autol2_refractory", 0.0), ("autol2_period", 0)],
+)
+def test_bad_autol2_options_are_named(field, value):
+    with pytest.raises(ConfigError, match=field):
+        validate(dataclasses.replace(CFG, **{field: value}))
