@@ -123,7 +123,12 @@ RUN_OPTIONS = [
     ),
     (
         ("--lam",),
-        dict(type=float, default=0.01, show_default=True, help="L2 coefficient λ of (λ/2)‖θ‖²."),
+        dict(
+            type=float,
+            default=None,
+            help="L2 coefficient λ of (λ/2)‖θ‖² (default 0.01); with --autol2, the starting λ₀ "
+            "(default 0.1).",
+        ),
     ),
     (
         ("--momentum",),
@@ -191,6 +196,27 @@ RUN_OPTIONS = [
         ),
     ),
     (
+        ("--autol2",),
+        dict(is_flag=True, help="Schedule λ with AutoL2 (starts at --lam; needs --epochs)."),
+    ),
+    (
+        ("--autol2-decay",),
+        dict(type=float, default=10.0, show_default=True, help="AutoL2: λ ← λ/decay."),
+    ),
+    (
+        ("--autol2-refractory",),
+        dict(
+            type=float,
+            default=0.1,
+            show_default=True,
+            help="AutoL2: no new decay for refractory/λ steps after one.",
+        ),
+    ),
+    (
+        ("--autol2-period",),
+        dict(type=int, default=10, show_default=True, help="AutoL2: steps between measurements."),
+    ),
+    (
         ("--peak-stop",),
         dict(
             type=float,
@@ -214,8 +240,11 @@ RUN_OPTIONS = [
 def _train_config(o: dict[str, Any]) -> TrainConfig:
     """The :class:`TrainConfig` that the parsed ``l2dyn train`` options describe."""
     budget_c = o["budget_c"]
+    if o["autol2"] and o["epochs"] is None:
+        raise L2DynError("--autol2: give the budget with --epochs (λ changes during the run)")
     if o["epochs"] is None and budget_c is None and o["max_epochs"] is None:
         budget_c = 2.0
+    lam = o["lam"] if o["lam"] is not None else (0.1 if o["autol2"] else 0.01)
     options = _model_options(
         depth=o["depth"],
         width=o["width"],
@@ -246,7 +275,7 @@ def _train_config(o: dict[str, Any]) -> TrainConfig:
         model=ModelConfig(o["model"], options),
         loss=o["loss"],
         eta=o["eta"],
-        lam=o["lam"],
+        lam=lam,
         momentum=o["momentum"],
         lr_schedule=o["lr_schedule"],
         l2_mask=o["l2_mask"],
@@ -261,6 +290,10 @@ def _train_config(o: dict[str, Any]) -> TrainConfig:
         seed=o["seed"],
         peak_stop=o["peak_stop"],
         peak_drop=o["peak_drop"],
+        autol2=o["autol2"],
+        autol2_decay=o["autol2_decay"],
+        autol2_refractory=o["autol2_refractory"],
+        autol2_period=o["autol2_period"],
     )
 
 
@@ -504,6 +537,66 @@ def reproduce(
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         sys.stdout.write(f"wrote {out_dir}/ (summary.json, report.html, {figure}.png)\n")
+
+
+@app.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("quickstart"),
+    show_default=True,
+    help="Output directory (created; rerun to resume).",
+)
+@click.option("--json", "json_out", is_flag=True, help="Print summary.json on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def quickstart(out_dir: Path, json_out: bool, quiet: bool) -> None:
+    """The main job: Figure 2's FC experiment on the embedded digits data at CPU scale.
+
+    Trains an (η, λ) grid, fits t* = c/(η·λ)^b, shows best test accuracy vs λ, predicts λ for a
+    budget, and writes report.html and summary.json into --out."""
+    from l2dynamics.experiments import ReproduceRequest, runner
+
+    if not out_dir.parent.resolve().is_dir():
+        raise L2DynError(f"--out: directory {out_dir.parent} does not exist")
+    out_dir.mkdir(exist_ok=True)
+    with _progress(quiet) as bar:
+        task = bar.add_task("quickstart", total=None, status="", unit="runs")
+
+        def report(message: str, done: float, total: float | None) -> None:
+            bar.update(task, completed=done, total=total, status=message)
+
+        summary = runner("quickstart")(
+            ReproduceRequest("quickstart", "cpu", out_dir, progress=report)
+        )
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        sys.stdout.write(_quickstart_text(summary))
+
+
+def _interval(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "n/a"
+
+
+def _quickstart_text(s: dict[str, Any]) -> str:
+    """The quickstart's findings as a few lines of text."""
+    lines = [f"{s['title']}: {s['n_runs']} runs in {s['wall_s']:.0f} s"]
+    if s.get("slope") is not None:
+        lines.append(
+            f"t* = c/(η·λ)^b fit over {s['n_fit_runs']} runs ({s['decades']:.2g} decades of η·λ): "
+            f"slope {s['slope']:.3f} (95% CI {_interval(s['slope_ci'])}), "
+            f"c {s['c']:.3g} (95% CI {_interval(s['c_ci'])})"
+        )
+    best = "  ".join(f"λ={k}: {v:.3f}" for k, v in s["best_acc_by_lam"].items())
+    lines.append(f"best test accuracy (max over η): {best}")
+    if s.get("lam_pred") is not None:
+        lines.append(
+            f"predicted λ for a budget of {s['predict_budget_epochs']:g} epochs at "
+            f"η = {s['predict_eta']:g}: {s['lam_pred']:.3g} (c/T), {s['lam_pred_2c']:.3g} (2c/T)"
+        )
+    lines.append(f"report: {s['report']}   summary: {s['summary_json']}")
+    return "\n".join(lines) + "\n"
 
 
 def _progress(quiet: bool) -> Progress:
