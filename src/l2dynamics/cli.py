@@ -586,8 +586,10 @@ def _quickstart_text(s: dict[str, Any]) -> str:
         lines.append(
             f"t* = c/(η·λ)^b fit over {s['n_fit_runs']} runs ({s['decades']:.2g} decades of η·λ): "
             f"slope {s['slope']:.3f} (95% CI {_interval(s['slope_ci'])}), "
-            f"c {s['c']:.3g} (95% CI {_interval(s['c_ci'])})"
+            f"c {s['c']:.3g} (95% CI {_interval(s['c_ci'])}); with the slope held at −1, "
+            f"c = t*·η·λ = {s['c_slope_minus_1']:.3g} (95% CI {_interval(s['c_slope_minus_1_ci'])})"
         )
+    lines += [f"note: {n}" for n in s.get("notes", [])]
     best = "  ".join(f"λ={k}: {v:.3f}" for k, v in s["best_acc_by_lam"].items())
     lines.append(f"best test accuracy (max over η): {best}")
     if s.get("lam_pred") is not None:

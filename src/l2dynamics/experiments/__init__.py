@@ -16,6 +16,8 @@ from l2dynamics.experiments.base import SCALES, ReproduceRequest
 
 FIGURES: dict[str, str] = {
     "fig5": "l2dynamics.experiments.fig5:run",
+    "quickstart": "l2dynamics.experiments.sweep_figure:run",
+    "fig2": "l2dynamics.experiments.sweep_figure:run",
 }
 
 

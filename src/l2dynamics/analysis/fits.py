@@ -1,0 +1,224 @@
+"""The time-to-peak law t* ≈ c/(η·λ) (SPEC §2.1) and the λ prediction it gives (SPEC §2.3).
+
+Units: t* in epochs, so ``c`` = t*·η·λ is in τ units (normalized time τ = η·λ·epochs): the
+normalized time at which a run peaks.
+
+The paper writes ``c = t*·λ`` because its authors fix η (0.2 for WRN) and quote
+``λ_pred = c/T``; here ``c`` also absorbs η, so that ``t* ≈ c/(η·λ)`` and
+``λ_pred = c/(η·T)`` hold for any η. To compare: c_here = η·c_paper (the authors' 0.0066 at
+η = 0.2 is c = 0.00132 here).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+import pandas as pd
+
+# Bootstrap resamples whose η·λ values are (numerically) all equal carry no slope.
+_MIN_SXX = 1e-12
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerFit:
+    """A least-squares fit ``log t* = log c + slope·log(η·λ)`` over runs.
+
+    Attributes:
+        slope: the fitted exponent (≈ −1 per the paper).
+        slope_ci: its bootstrap percentile interval (resampling runs).
+        c: the prefactor of the free-slope fit (t* = c·(η·λ)^slope epochs; t* at η·λ = 1).
+            For slope = −1 it is the c of t* ≈ c/(η·λ).
+        c_ci: its bootstrap percentile interval.
+        n_runs: the number of runs fitted.
+        decades: log10(max η·λ / min η·λ) over the fitted runs.
+        c_fixed_slope: c with the slope held at −1, i.e. the geometric mean of t*·η·λ (τ units).
+            This is the c the prediction λ_pred = c/(η·T) assumes; it does not extrapolate a
+            slope error to η·λ = 1, so prefer it for :func:`predict_lambda`.
+        c_fixed_slope_ci: its bootstrap percentile interval.
+        level: the confidence level of the intervals.
+    """
+
+    slope: float
+    slope_ci: tuple[float, float]
+    c: float
+    c_ci: tuple[float, float]
+    n_runs: int
+    decades: float
+    c_fixed_slope: float = float("nan")
+    c_fixed_slope_ci: tuple[float, float] = (float("nan"), float("nan"))
+    level: float = 0.95
+
+    def to_dict(self) -> dict:
+        """The fit as a JSON-ready dict (intervals as 2-tuples of floats)."""
+        return dataclasses.asdict(self)
+
+    def predict(self, eta_lam: float | np.ndarray) -> float | np.ndarray:
+        """t* in epochs predicted by the free-slope fit at η·λ = ``eta_lam``."""
+        return self.c * np.power(eta_lam, self.slope)
+
+
+def usable_for_fit(table: pd.DataFrame) -> pd.Series:
+    """Which rows of a :func:`~l2dynamics.analysis.tables.run_table` enter the t* fit.
+
+    A run is used when λ > 0, its status is ``done``, it reached training accuracy 1 (the
+    over-parameterized regime the law is claimed for), its peak lies inside its budget
+    (``peak_inside``; else t* < ``budget_epochs``) and t* is finite and > 0.
+    """
+    return pd.Series(_reasons(table)["usable"], index=table.index)
+
+
+def _reasons(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Boolean masks of each exclusion cause, and of the usable runs."""
+    t = table["t_star_epochs"].to_numpy(np.float64)
+    if "peak_inside" in table:
+        inside = table["peak_inside"].to_numpy(bool)
+    else:
+        inside = t < table["budget_epochs"].to_numpy(np.float64)
+    masks = {
+        "λ = 0 (or missing)": ~(table["lam"].to_numpy(np.float64) > 0),
+        "not 'done' (diverged)": table["status"].to_numpy() != "done",
+        "never reached training accuracy 1": ~table["reached_train_acc_1"].to_numpy(bool),
+        "peak at the end of the budget (t* not inside it)": ~inside,
+        "t* not finite or 0": ~(np.isfinite(t) & (t > 0)),
+    }
+    excluded = np.logical_or.reduce(list(masks.values())) if len(t) else np.zeros(0, bool)
+    return masks | {"usable": ~excluded}
+
+
+def _why_not(table: pd.DataFrame, masks: dict[str, np.ndarray]) -> str:
+    """A sentence listing how many runs each exclusion cause removed."""
+    if table.empty:
+        return "there are no finished runs"
+    causes = [f"{int(m.sum())} {name}" for name, m in masks.items() if name != "usable" and m.any()]
+    return f"of {len(table)} finished runs: " + ("; ".join(causes) if causes else "none excluded")
+
+
+def fit_tstar(
+    table: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> PowerFit:
+    """Fit ``log t* = log c + slope·log(η·λ)`` by least squares, with bootstrap intervals.
+
+    Args:
+        table: a :func:`~l2dynamics.analysis.tables.run_table` (t* in epochs).
+        n_boot: bootstrap resamples (runs drawn with replacement).
+        seed: seed of the bootstrap's random generator.
+        level: confidence level of the percentile intervals.
+
+    Returns:
+        The :class:`PowerFit` of the usable runs (see :func:`usable_for_fit`).
+
+    Raises:
+        ValueError: fewer than 3 usable runs or fewer than 2 distinct η·λ among them (the
+            message says how many runs each cause excluded), or bad ``n_boot``/``level``.
+    """
+    if not 0 < level < 1 or n_boot < 10:
+        raise ValueError(f"need 0 < level < 1 and n_boot >= 10 (got {level}, {n_boot})")
+    masks = _reasons(table)
+    used = table[masks["usable"]]
+    if len(used) < 3:
+        raise ValueError(
+            f"only {len(used)} usable run(s) for the t* fit (need >= 3); " + _why_not(table, masks)
+        )
+    x = np.log(used["eta_lam"].to_numpy(np.float64))
+    y = np.log(used["t_star_epochs"].to_numpy(np.float64))
+    if np.ptp(x) < math.sqrt(_MIN_SXX):
+        raise ValueError(
+            f"the {len(used)} usable runs share one η·λ = {math.exp(x[0]):.3g}; "
+            "need >= 2 distinct η·λ values to fit a slope"
+        )
+    return _fit(x, y, n_boot=n_boot, seed=seed, level=level)
+
+
+def _fit(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, level: float) -> PowerFit:
+    """Least squares on (x, y) = (log η·λ, log t*) and the run bootstrap around it."""
+    slope, intercept = _line(x[None, :], y[None, :])
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
+    b_slope, b_intercept = _line(x[idx], y[idx])
+    ok = np.isfinite(b_slope)
+    b_fixed = (x[idx] + y[idx]).mean(axis=1)  # log(t*·η·λ) averaged: the slope −1 fit
+    q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
+
+    def interval(values: np.ndarray) -> tuple[float, float]:
+        lo, hi = np.percentile(values, q)
+        return float(lo), float(hi)
+
+    return PowerFit(
+        slope=float(slope[0]),
+        slope_ci=interval(b_slope[ok]),
+        c=float(np.exp(intercept[0])),
+        c_ci=interval(np.exp(b_intercept[ok])),
+        n_runs=int(len(x)),
+        decades=float(np.ptp(x) / np.log(10)),
+        c_fixed_slope=float(np.exp(np.mean(x + y))),
+        c_fixed_slope_ci=interval(np.exp(b_fixed)),
+        level=float(level),
+    )
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise least-squares lines y = a + b·x; b = NaN where a row's x are all equal."""
+    xm, ym = x.mean(axis=1, keepdims=True), y.mean(axis=1, keepdims=True)
+    sxx = ((x - xm) ** 2).sum(axis=1)
+    sxy = ((x - xm) * (y - ym)).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = np.where(sxx > _MIN_SXX, sxy / sxx, np.nan)
+    return b, ym[:, 0] - b * xm[:, 0]
+
+
+def c_from_run(t_star_epochs: float, eta: float, lam: float) -> float:
+    """The constant of t* ≈ c/(η·λ) from one (calibration) run: ``c = t*·η·λ`` (τ units).
+
+    SPEC §2.3 writes c = t*·λ at the authors' fixed η; this c includes η, so that
+    :func:`predict_lambda` works at any η.
+
+    Args:
+        t_star_epochs: the run's t*, in epochs (> 0).
+        eta: its learning rate (> 0).
+        lam: its L2 coefficient (> 0).
+    """
+    for name, value in (("t_star_epochs", t_star_epochs), ("eta", eta), ("lam", lam)):
+        _require_positive(name, value)
+    return float(t_star_epochs) * float(eta) * float(lam)
+
+
+def predict_lambda(c: float, eta: float, budget_epochs: float) -> float:
+    """The L2 coefficient whose peak falls at the end of a budget: ``λ_pred = c/(η·T)``.
+
+    Solves t* = c/(η·λ) = T for λ.
+
+    Args:
+        c: the constant of t* ≈ c/(η·λ) (τ units; e.g. :func:`c_from_run` or
+            ``PowerFit.c_fixed_slope``).
+        eta: the learning rate of the planned run.
+        budget_epochs: the planned budget T, in epochs.
+    """
+    for name, value in (("c", c), ("eta", eta), ("budget_epochs", budget_epochs)):
+        _require_positive(name, value)
+    return float(c) / (float(eta) * float(budget_epochs))
+
+
+def _require_positive(name: str, value: float) -> None:
+    if not (isinstance(value, int | float | np.floating | np.integer) and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number (got {value!r})")
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0 (got {value})")
+
+
+def fit_tstar_from_store(path: str | os.PathLike, **kwargs) -> PowerFit:
+    """:func:`fit_tstar` of the :func:`~l2dynamics.analysis.tables.run_table` of a store."""
+    from l2dynamics.analysis.tables import run_table_from_store
+
+    return fit_tstar(run_table_from_store(path), **kwargs)
+
+
+__all__ = [
+    "PowerFit",
+    "c_from_run",
+    "fit_tstar",
+    "fit_tstar_from_store",
+    "predict_lambda",
+    "usable_for_fit",
+]

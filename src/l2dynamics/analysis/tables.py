@@ -1,0 +1,255 @@
+"""Per-run tables from a sweep's runs and measurements (pure pandas; no JAX, no training).
+
+Units: ``epoch`` and ``t_star_*`` in epochs; ``eta_lam`` = η·λ (so that t* ≈ c/(η·λ) epochs);
+``t_star_tau`` = t*·η·λ, the normalized time τ = η·λ·epochs of the peak. The inputs are the
+DataFrames of :func:`l2dynamics.sweep.store.load_runs` and
+:func:`~l2dynamics.sweep.store.load_measurements` (or any frames with the same columns).
+
+Definitions (SPEC §1): the performance of a run is its *maximum* test accuracy over the
+measurements, ``t*`` the epoch of the *first* measurement reaching it; a run is
+over-parameterized when its training accuracy reaches 1 at some measurement.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+FINISHED = ("done", "diverged")
+# Training accuracy counts as 1 within this of 1: it is a fraction k/N in float32, and one error
+# (1/N) is far larger for any N < 10⁶.
+TRAIN_ACC_ONE_TOL = 1e-6
+# Relative slack when comparing an epoch with a budget (epochs are step·B/N in floating point).
+EPOCH_RTOL = 1e-9
+PASS_THROUGH = ("variant",)
+
+RUN_TABLE_COLUMNS = (
+    "hash",
+    "eta",
+    "lam",
+    "seed",
+    "status",
+    "budget_epochs",
+    "last_epoch",
+    "best_test_acc",
+    "t_star_epochs",
+    "t_star_lo",
+    "t_star_hi",
+    "peak_inside",
+    "max_train_acc",
+    "reached_train_acc_1",
+    "epochs_to_train_acc_1",
+    "eta_lam",
+    "t_star_tau",
+)
+
+_STAT_COLUMNS = [
+    "last_epoch",
+    "best_test_acc",
+    "t_star_epochs",
+    "t_star_lo",
+    "t_star_hi",
+    "max_train_acc",
+    "reached_train_acc_1",
+    "epochs_to_train_acc_1",
+]
+_STAT_DTYPES = {c: bool if c == "reached_train_acc_1" else np.float64 for c in _STAT_COLUMNS}
+
+
+def peak_stats(epoch: np.ndarray, test_acc: np.ndarray) -> dict[str, float]:
+    """The peak of one curve: best test accuracy, t* and its resolution interval.
+
+    Args:
+        epoch: measurement epochs, increasing.
+        test_acc: test accuracy at each measurement (NaN where unknown, e.g. after divergence).
+
+    Returns:
+        ``best_test_acc``; ``t_star_epochs``, the FIRST epoch at which it is reached;
+        ``t_star_lo``/``t_star_hi``, the epochs of the measurements just before and after t*
+        (NaN at either end of the curve: the true peak lies in (lo, hi)). All NaN when no
+        measurement has a finite accuracy.
+    """
+    acc = np.asarray(test_acc, dtype=np.float64)
+    nan = float("nan")
+    if not np.isfinite(acc).any():
+        return dict(best_test_acc=nan, t_star_epochs=nan, t_star_lo=nan, t_star_hi=nan)
+    i = int(np.nanargmax(acc))  # numpy returns the first occurrence of the maximum
+    return dict(
+        best_test_acc=float(acc[i]),
+        t_star_epochs=float(epoch[i]),
+        t_star_lo=float(epoch[i - 1]) if i > 0 else nan,
+        t_star_hi=float(epoch[i + 1]) if i + 1 < len(acc) else nan,
+    )
+
+
+def train_acc_stats(epoch: np.ndarray, train_acc: np.ndarray) -> dict[str, float | bool]:
+    """Whether (and when, in epochs) a curve reaches training accuracy 1, and its maximum."""
+    acc = np.asarray(train_acc, dtype=np.float64)
+    hit = np.flatnonzero(acc >= 1.0 - TRAIN_ACC_ONE_TOL)
+    finite = np.isfinite(acc)
+    return dict(
+        max_train_acc=float(np.max(acc[finite])) if finite.any() else float("nan"),
+        reached_train_acc_1=bool(len(hit)),
+        epochs_to_train_acc_1=float(epoch[hit[0]]) if len(hit) else float("nan"),
+    )
+
+
+def _curve_stats(curve: pd.DataFrame | None) -> dict[str, float | bool]:
+    """Peak and training-accuracy statistics of one run's measurements (sorted by epoch)."""
+    if curve is None or curve.empty:
+        empty = np.zeros(0)
+        return (
+            {"last_epoch": float("nan")} | peak_stats(empty, empty) | train_acc_stats(empty, empty)
+        )
+    curve = curve.sort_values("epoch", kind="stable")
+    epoch = curve["epoch"].to_numpy(np.float64)
+    return (
+        {"last_epoch": float(epoch[-1])}
+        | peak_stats(epoch, curve["test_acc"].to_numpy())
+        | train_acc_stats(epoch, curve["train_acc"].to_numpy())
+    )
+
+
+def run_table(runs: pd.DataFrame, measurements: pd.DataFrame) -> pd.DataFrame:
+    """One row per finished run (status ``done`` or ``diverged``) with its peak statistics.
+
+    Args:
+        runs: one row per run (``hash``, ``status``, ``eta``, ``lam``, ``seed``; optionally
+            ``budget_epochs`` and ``variant``, which is passed through).
+        measurements: one row per measurement (``hash``, ``epoch``, ``test_acc``, ``train_acc``).
+
+    Returns:
+        Columns :data:`RUN_TABLE_COLUMNS` (plus ``variant`` when ``runs`` has it):
+        ``budget_epochs`` (the run's budget in epochs; its last measured epoch when ``runs`` has
+        no finite budget), ``last_epoch`` (last measured epoch), ``best_test_acc``,
+        ``t_star_epochs`` (FIRST epoch of the maximum test accuracy), ``t_star_lo``/``t_star_hi``
+        (epochs of the neighbouring measurements), ``peak_inside`` (a later measurement exists
+        and t* < budget: the peak was not cut off by the budget), ``max_train_acc``,
+        ``reached_train_acc_1``, ``epochs_to_train_acc_1`` (NaN if never), ``eta_lam`` = η·λ and
+        ``t_star_tau`` = t*·η·λ (τ units).
+    """
+    finished = runs[runs["status"].isin(FINISHED)]
+    curves = dict(tuple(measurements.groupby("hash", sort=False))) if len(measurements) else {}
+    rows = [_curve_stats(curves.get(h)) for h in finished["hash"]]
+    stats = pd.DataFrame(rows, index=finished.index, columns=_STAT_COLUMNS).astype(_STAT_DTYPES)
+    keep = ["hash", "eta", "lam", "seed", "status"] + [c for c in PASS_THROUGH if c in runs]
+    table = pd.concat([finished[keep], stats], axis=1).reset_index(drop=True)
+    table["budget_epochs"] = _budget(finished, table)
+    table["eta_lam"] = table["eta"] * table["lam"]
+    table["t_star_tau"] = table["t_star_epochs"] * table["eta_lam"]
+    table["peak_inside"] = np.isfinite(table["t_star_hi"]) & (
+        table["t_star_epochs"] < table["budget_epochs"] * (1 - EPOCH_RTOL)
+    )
+    extra = [c for c in PASS_THROUGH if c in table]
+    return table[list(RUN_TABLE_COLUMNS) + extra]
+
+
+def _budget(finished: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
+    """Each run's budget in epochs: the ``budget_epochs`` column, else its last measured epoch."""
+    last = table["last_epoch"].to_numpy(np.float64)
+    if "budget_epochs" not in finished:
+        return last
+    budget = finished["budget_epochs"].to_numpy(np.float64)
+    return np.where(np.isfinite(budget), budget, last)
+
+
+def within_budget(measurements: pd.DataFrame, budget_epochs: float) -> pd.DataFrame:
+    """Per run, the peak restricted to measurements at epochs <= ``budget_epochs``.
+
+    This is the performance of a run trained for a fixed budget of T epochs (early stopping
+    inside T), for the fixed-budget curves of SPEC §2.2 / Fig. 1b.
+
+    Args:
+        measurements: one row per measurement (``hash``, ``epoch``, ``test_acc``; the run's
+            η, λ from ``run_eta``/``run_lam``, else from the first row's ``eta``/``lam``).
+        budget_epochs: T, in epochs.
+
+    Returns:
+        One row per run: ``hash``, ``eta``, ``lam``, ``seed``, ``best_test_acc``,
+        ``t_star_epochs`` (first epoch of the maximum within T), ``covers_budget`` (the run was
+        measured up to T or beyond; otherwise its values are only a lower bound), plus
+        ``variant`` when present.
+    """
+    rows = [_within_row(h, c, budget_epochs) for h, c in measurements.groupby("hash", sort=False)]
+    columns = ["hash", "eta", "lam", "seed", "best_test_acc", "t_star_epochs", "covers_budget"]
+    return pd.DataFrame(rows, columns=columns + [c for c in PASS_THROUGH if c in measurements])
+
+
+def _within_row(run_hash: str, curve: pd.DataFrame, budget_epochs: float) -> dict:
+    """The :func:`within_budget` row of one run's measurements."""
+    curve = curve.sort_values("epoch", kind="stable")
+    inside = curve[curve["epoch"] <= budget_epochs * (1 + EPOCH_RTOL)]
+    peak = peak_stats(inside["epoch"].to_numpy(np.float64), inside["test_acc"].to_numpy())
+    first = curve.iloc[0]
+    covers = bool(curve["epoch"].max() >= budget_epochs * (1 - EPOCH_RTOL))
+    row = {"hash": run_hash, **_run_keys(first)}
+    row |= {"best_test_acc": peak["best_test_acc"], "t_star_epochs": peak["t_star_epochs"]}
+    row |= {"covers_budget": covers}
+    return row | {c: first[c] for c in PASS_THROUGH if c in curve}
+
+
+def _run_keys(row: pd.Series) -> dict[str, float]:
+    """A measurement row's run η, λ (configured values when present) and seed."""
+    eta = row["run_eta"] if "run_eta" in row else row["eta"]
+    lam = row["run_lam"] if "run_lam" in row else row["lam"]
+    return {"eta": float(eta), "lam": float(lam), "seed": row.get("seed", pd.NA)}
+
+
+def best_acc_vs_lam(table: pd.DataFrame) -> pd.DataFrame:
+    """Best test accuracy per λ: averaged over seeds per (η, λ), then the best η per λ.
+
+    Args:
+        table: one row per run with ``eta``, ``lam``, ``best_test_acc`` (and ``seed``), e.g.
+            :func:`run_table` or :func:`within_budget`.
+
+    Returns:
+        One row per λ (λ = 0 included), sorted by λ: ``lam``, ``mean`` and ``std`` (sample
+        standard deviation over seeds, NaN for one seed) of ``best_test_acc`` at the best η,
+        ``best_eta`` (the η with the highest mean), ``n_seeds`` (at that η) and ``n_eta``.
+    """
+    columns = ["lam", "mean", "std", "best_eta", "n_seeds", "n_eta"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = table.groupby(["lam", "eta"])["best_test_acc"]
+    per = grouped.agg(["mean", "std", "count"]).reset_index()
+    rows = [_best_eta(lam, g) for lam, g in per.groupby("lam", sort=True)]
+    return pd.DataFrame(rows, columns=columns).reset_index(drop=True)
+
+
+def _best_eta(lam: float, per_eta: pd.DataFrame) -> dict[str, float]:
+    """The row of the best η among one λ's (η, mean, std, count) rows."""
+    n_eta = int(len(per_eta))
+    if not per_eta["mean"].notna().any():
+        nan = float("nan")
+        return dict(lam=lam, mean=nan, std=nan, best_eta=nan, n_seeds=0, n_eta=n_eta)
+    best = per_eta.loc[per_eta["mean"].idxmax()]
+    return dict(
+        lam=float(lam),
+        mean=float(best["mean"]),
+        std=float(best["std"]),
+        best_eta=float(best["eta"]),
+        n_seeds=int(best["count"]),
+        n_eta=n_eta,
+    )
+
+
+def run_table_from_store(path: str | os.PathLike) -> pd.DataFrame:
+    """:func:`run_table` of the runs and measurements of the store at ``path``."""
+    from l2dynamics.sweep.store import load_measurements, load_runs
+
+    return run_table(load_runs(path), load_measurements(path))
+
+
+__all__ = [
+    "FINISHED",
+    "RUN_TABLE_COLUMNS",
+    "TRAIN_ACC_ONE_TOL",
+    "best_acc_vs_lam",
+    "peak_stats",
+    "run_table",
+    "run_table_from_store",
+    "train_acc_stats",
+    "within_budget",
+]

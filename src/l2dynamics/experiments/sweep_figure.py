@@ -1,0 +1,141 @@
+"""``l2dyn reproduce FIG`` for the figures made of sweeps: train (resumable), analyse, draw.
+
+The experiment's sweeps train into ``OUT/store.sqlite`` (run it again after a crash: finished
+runs are kept). The analysis then reads the store only, and the experiment's ``kind`` picks
+what is drawn (see :data:`l2dynamics.experiments.kinds.KINDS`). Outputs in ``OUT``:
+``FIG.png``, CSV tables, ``summary.json`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from l2dynamics.experiments.base import ReproduceRequest
+from l2dynamics.experiments.spec import Experiment, load_experiment
+from l2dynamics.sweep.runner import Progress, run_sweep
+from l2dynamics.sweep.spec import run_hash
+from l2dynamics.sweep.store import load_measurements, load_runs
+
+STORE = "store.sqlite"
+
+
+class _Forward(Progress):
+    """Sweep progress hooks forwarded to a ``progress(message, done, total)`` callback."""
+
+    def __init__(self, request: ReproduceRequest, label: str, offset: int, total: int) -> None:
+        self.request, self.label, self.offset, self.total = request, label, offset, total
+        self.finished_runs = 0
+
+    def start(self, total: int, skipped: int) -> None:
+        self.finished_runs = skipped
+        self._say("starting")
+
+    def measured(self, step: int, active: int) -> None:
+        self._say(f"step {step}, {active} runs active")
+
+    def finished(self, run_hash: str, result: Any) -> None:
+        self.finished_runs += 1
+        self._say("run finished")
+
+    def _say(self, what: str) -> None:
+        prefix = f"{self.label}: " if self.label else ""
+        done = self.offset + self.finished_runs
+        self.request.progress(f"{prefix}{what} (runs)", done, self.total)
+
+
+def train_sweeps(exp: Experiment, request: ReproduceRequest, store: Path) -> dict[str, str]:
+    """Train every sweep of ``exp`` into ``store``; return {run hash: variant label}."""
+    total = sum(len(s.runs) for _, s in exp.sweeps)
+    labels, offset = {}, 0
+    for label, sweep in exp.sweeps:
+        hook = _Forward(request, label, offset, total)
+        run_sweep(
+            sweep, str(store), progress=hook, executor=request.executor, address=request.address
+        )
+        offset += len(sweep.runs)
+        labels.update({run_hash(c): label for c in sweep.runs})
+    return labels
+
+
+def load_results(store: Path, labels: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs and measurements of this experiment's sweeps, with a ``variant`` column."""
+    runs, curves = load_runs(store), load_measurements(store)
+    runs = runs[runs["hash"].isin(labels)].copy()
+    curves = curves[curves["hash"].isin(labels)].copy()
+    runs["variant"] = runs["hash"].map(labels)
+    curves["variant"] = curves["hash"].map(labels)
+    return runs.reset_index(drop=True), curves.reset_index(drop=True)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, default=_jsonable)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple | set):
+        return list(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def run(request: ReproduceRequest) -> dict[str, Any]:
+    """Reproduce ``request.figure`` at ``request.scale`` into ``request.out_dir``."""
+    exp = load_experiment(request.figure, request.scale, request.data_dir)
+    return run_experiment(exp, request)
+
+
+def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]:
+    """Train ``exp``'s sweeps into ``OUT/store.sqlite``, analyse, and write every output."""
+    from l2dynamics.analysis.report import write_report
+    from l2dynamics.experiments.kinds import analyse
+
+    start = time.perf_counter()
+    out = Path(request.out_dir)
+    labels = train_sweeps(exp, request, out / STORE)
+    request.progress("analysing", 1, 1)
+    runs, curves = load_results(out / STORE, labels)
+    outcome = analyse(exp, runs, curves, out)
+    for name, table in outcome.tables.items():
+        table.to_csv(out / f"{name}.csv", index=False)
+    summary = {
+        "figure": exp.figure,
+        "scale": request.scale,
+        "title": exp.title,
+        **outcome.summary,
+        "n_runs": int(len(runs)),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "store": str(out / STORE),
+        "figure_png": str(outcome.figures[0][1]) if outcome.figures else None,
+        "report": str(out / "report.html"),
+        "summary_json": str(out / "summary.json"),
+        "notes": outcome.notes,
+    }
+    write_json(out / "summary.json", summary)
+    write_report(
+        out / "report.html",
+        title=f"{exp.title} ({request.scale} scale)",
+        summary=summary,
+        figures=outcome.figures,
+        tables=outcome.tables,
+        notes=outcome.notes,
+    )
+    return summary

@@ -1,0 +1,111 @@
+"""Experiment files and the sweep-figure pipeline (a tiny experiment end to end)."""
+
+import json
+
+import pytest
+
+from l2dynamics.errors import ConfigError
+from l2dynamics.experiments import FIGURES, ReproduceRequest
+from l2dynamics.experiments.spec import experiment_names, load_experiment, merge
+from l2dynamics.experiments.sweep_figure import run_experiment
+
+TINY = """
+[experiment]
+figure = "tiny"
+title = "Tiny scaling check"
+kind = "scaling"
+predict_budget_epochs = 100
+predict_eta = 1.0
+
+[sweep.data]
+name = "digits"
+n_train = 64
+n_test = 100
+
+[sweep.model]
+name = "fc"
+options = { depth = 1, width = 64 }
+
+[sweep.train]
+measure_resolution = 0.2
+
+[sweep.grid]
+eta = [1.0, 2.0, 4.0, 8.0]
+lam = [0.002, 0.005]
+
+[sweep.budget]
+c = 2.0
+
+[cpu.model]
+options = { width = 32 }
+"""
+
+
+def test_merge_is_deep_and_does_not_mutate():
+    base = {"a": {"b": 1, "c": 2}, "d": [1]}
+    out = merge(base, {"a": {"b": 5}, "d": [2]})
+    assert out == {"a": {"b": 5, "c": 2}, "d": [2]}
+    assert base == {"a": {"b": 1, "c": 2}, "d": [1]}
+
+
+def test_cpu_scale_overrides_the_paper_scale():
+    paper = load_experiment("tiny", "paper", text=TINY)
+    cpu = load_experiment("tiny", "cpu", text=TINY)
+    assert paper.sweeps[0][1].runs[0].model.options["width"] == 64
+    assert cpu.sweeps[0][1].runs[0].model.options["width"] == 32
+    assert cpu.sweeps[0][1].runs[0].model.options["depth"] == 1
+    with pytest.raises(ConfigError, match="scale"):
+        load_experiment("tiny", "huge", text=TINY)
+
+
+def test_every_experiment_file_parses_at_both_scales():
+    for name in experiment_names():
+        for scale in ("cpu", "paper"):
+            exp = load_experiment(name, scale)
+            assert exp.sweeps and all(len(s.runs) for _, s in exp.sweeps)
+        assert name in FIGURES, f"{name} has a file but no runner"
+
+
+def test_tiny_experiment_end_to_end(tmp_path):
+    exp = load_experiment("tiny", "cpu", text=TINY)
+    seen = []
+    request = ReproduceRequest("tiny", "cpu", tmp_path, progress=lambda *a: seen.append(a))
+    summary = run_experiment(exp, request)
+    assert summary["n_runs"] == 8 and seen
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["n_runs"] == 8 and "slope" in on_disk
+    for name in ("tiny.png", "runs.csv", "best_acc_vs_lam.csv", "report.html", "store.sqlite"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    again = run_experiment(exp, request)  # resumes: nothing left to train
+    assert again["n_runs"] == 8
+
+
+@pytest.fixture
+def tiny_experiment(monkeypatch):
+    """Make every experiment the tiny one (the CLI plumbing is what these tests check)."""
+    import l2dynamics.experiments.sweep_figure as sf
+
+    monkeypatch.setattr(
+        sf,
+        "load_experiment",
+        lambda figure, scale, data_dir=None: load_experiment("tiny", scale, data_dir, text=TINY),
+    )
+
+
+def test_quickstart_command_end_to_end(run_cli, tmp_path, tiny_experiment):
+    out = tmp_path / "qs"
+    code, stdout, stderr = run_cli(["quickstart", "--out", str(out), "--quiet"])
+    assert code in (0, None), stderr
+    assert "slope" in stdout and "predicted λ" in stdout and "report.html" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("slope", "c", "n_runs", "wall_s", "report", "lam_pred"):
+        assert key in summary
+
+
+def test_reproduce_command_json_and_bad_figure(run_cli, tmp_path, tiny_experiment):
+    code, stdout, _ = run_cli(
+        ["reproduce", "fig2", "--out", str(tmp_path / "f"), "--json", "--quiet"]
+    )
+    assert code in (0, None) and json.loads(stdout)["n_runs"] == 8
+    code, stdout, stderr = run_cli(["reproduce", "fig99", "--out", str(tmp_path / "g")])
+    assert code == 2 and "fig99" in stderr and not (tmp_path / "g").exists()
