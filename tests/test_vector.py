@@ -59,3 +59,27 @@ def test_finished_runs_stop_updating():
     assert got[0].steps == 4 and got[1].steps == 12
     alone = train(cfgs[0], dataset=ds)
     np.testing.assert_allclose(got[0].curve["l2_norm_sq"], alone.curve["l2_norm_sq"], rtol=1e-5)
+
+
+def test_compaction_keeps_results_and_narrows_the_stack(monkeypatch):
+    """Budgets 1, 2, 3, 8 epochs: lanes are gathered to widths 2, then 1, as runs finish."""
+    import l2dynamics.train.vector as V
+
+    cfgs = [dataclasses.replace(BASE, budget_c=None, budget_epochs=e) for e in (1.0, 2.0, 3.0, 8.0)]
+    ds = load_data(BASE)
+    widths = []
+    real_compact = V._compact
+
+    def spy(states, hyper, lane_run, active):
+        out = real_compact(states, hyper, lane_run, active)
+        widths.append(len(out[2]))
+        return out
+
+    monkeypatch.setattr(V, "_compact", spy)
+    got = {}
+    train_vectorized(cfgs, ds, build_program(BASE, ds), on_result=got.__setitem__)
+    assert widths[0] == 4 and 2 in widths and widths[-1] == 1
+    for i, cfg in enumerate(cfgs):
+        alone = train(cfg, dataset=ds)
+        assert got[i].steps == alone.steps
+        np.testing.assert_allclose(got[i].curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)

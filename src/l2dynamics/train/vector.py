@@ -58,6 +58,11 @@ def train_vectorized(
 ) -> None:
     """Train ``cfgs`` (same architecture, data, batch size and schedule kind) together.
 
+    Lanes of finished runs are dropped once at most half the lanes are still running: the
+    live runs are gathered into a stack of the next power-of-two width (so a chunk compiles
+    at most ``log2(slots) + 1`` widths, shared by every chunk of a sweep), which keeps a few
+    long runs from paying for the lanes of the many short ones.
+
     Args:
         cfgs: the runs; they may differ in η, λ, seed, momentum and budget.
         ds: their data set; program: built by :func:`~l2dynamics.train.run.build_program`
@@ -65,30 +70,30 @@ def train_vectorized(
         on_result: called as ``on_result(index, result)`` when run ``index`` finishes.
         on_measure: called as ``on_measure(step, active_runs)`` after each measurement.
         slots: the vmapped width (≥ len(cfgs), default len(cfgs)); the padding slots never
-            step. Equal widths across the chunks of a sweep mean one compilation.
+            step. Equal widths across the chunks of a sweep share their compilations.
     """
     start = time.perf_counter()
-    real = len(cfgs)
-    cfgs = list(cfgs) + [cfgs[0]] * ((slots or real) - real)  # padding slots never step
+    cfgs = list(cfgs)
+    real, width = len(cfgs), max(slots or len(cfgs), len(cfgs))
     batch, n = program.spec.batch_size, ds.n_train
     epochs = [budget_epochs(c) for c in cfgs]
     totals = np.array([total_steps(e, n, batch) for e in epochs], dtype=np.int64)
-    totals[real:] = 0
     own = [set(measure_steps(c, int(t)).tolist()) for c, t in zip(cfgs, totals, strict=True)]
-    targets = np.array(sorted(set().union(*own[:real])), dtype=np.int64)
+    targets = np.array(sorted(set().union(*own)), dtype=np.int64)
     mtimes = [physical_times(c, int(t), batch, n) for c, t in zip(cfgs, totals, strict=True)]
+    lane_run = np.where(np.arange(width) < real, np.arange(width), -1)  # −1: padding lane
+    padded = [cfgs[r] if r >= 0 else cfgs[0] for r in lane_run]
     hyper = S.Hyper(
-        jnp.asarray([c.eta for c in cfgs], jnp.float32),
-        jnp.asarray([c.lam for c in cfgs], jnp.float32),
-        jnp.asarray(totals, jnp.int32),
+        jnp.asarray([c.eta for c in padded], jnp.float32),
+        jnp.asarray([c.lam for c in padded], jnp.float32),
+        jnp.asarray([totals[r] if r >= 0 else 0 for r in lane_run], jnp.int32),
     )
     data = program.data
-    run, measure = program.run_many, program.measure_many
-    states = _initial_states(cfgs, program)
+    states = _initial_states(padded, program)
     eval_batch = min(cfgs[0].eval_batch_size, max(ds.n_train, ds.n_test))
     rows: list[list[dict[str, float]]] = [[] for _ in cfgs]
-    active = np.arange(len(cfgs)) < real
-    done = np.zeros(len(cfgs), dtype=np.int64)
+    active = np.ones(real, dtype=bool)
+    done = np.zeros(real, dtype=np.int64)
 
     def finish(i: int, diverged: int | None) -> None:
         active[i] = False
@@ -100,23 +105,27 @@ def train_vectorized(
 
     for target in targets:
         live = active & (target <= totals)
-        n_steps = np.where(live, target - done, 0)
-        if n_steps.any():
-            states = run(data, states, hyper, jnp.asarray(n_steps, jnp.int32))
+        lane_steps = np.array([target - done[r] if r >= 0 and live[r] else 0 for r in lane_run])
+        if lane_steps.any():
+            states = program.run_many(data, states, hyper, jnp.asarray(lane_steps, jnp.int32))
         step_now = np.asarray(states.step)
         bad = np.asarray(states.diverged_step)
         metrics = None
-        for i in np.flatnonzero(live):
-            done[i] = step_now[i]
-            if bad[i] >= 0:
-                finish(i, int(bad[i]))
+        for lane, i in enumerate(lane_run):
+            if i < 0 or not live[i]:
+                continue
+            done[i] = step_now[lane]
+            if bad[lane] >= 0:
+                finish(i, int(bad[lane]))
                 continue
             if int(target) not in own[i]:
                 continue
             if metrics is None:
-                metrics = jax.tree.map(np.asarray, measure(data, states.params, eval_batch))
-            one = {k: v[i] for k, v in metrics.items()}
-            lam = float(states.autol2.lam[i]) if cfgs[i].autol2 else cfgs[i].lam
+                metrics = jax.tree.map(
+                    np.asarray, program.measure_many(data, states.params, eval_batch)
+                )
+            one = {k: v[lane] for k, v in metrics.items()}
+            lam = float(states.autol2.lam[lane]) if cfgs[i].autol2 else cfgs[i].lam
             row = make_row(
                 cfgs[i], one, int(target), batch, ds, mtimes[i], int(totals[i]), lam, rows[i]
             )
@@ -127,3 +136,20 @@ def train_vectorized(
                 finish(i, None)
         if on_measure:
             on_measure(int(target), int(active.sum()))
+        states, hyper, lane_run = _compact(states, hyper, lane_run, active)
+
+
+def _compact(states: S.TrainState, hyper: S.Hyper, lane_run: np.ndarray, active: np.ndarray):
+    """Gather the lanes of active runs into a narrower stack when at most half are active.
+
+    The new width is the next power of two ≥ the active count; extra lanes repeat an active
+    lane and are marked as padding (−1: they never step).
+    """
+    keep = [lane for lane, r in enumerate(lane_run) if r >= 0 and active[r]]
+    if not keep or len(keep) > len(lane_run) // 2:
+        return states, hyper, lane_run
+    new_width = 1 << (len(keep) - 1).bit_length()
+    idx = np.array(keep + [keep[0]] * (new_width - len(keep)))
+    runs = np.concatenate([lane_run[keep], -np.ones(new_width - len(keep), dtype=np.int64)])
+    take = jnp.asarray(idx)
+    return jax.tree.map(lambda x: x[take], states), jax.tree.map(lambda x: x[take], hyper), runs
