@@ -28,6 +28,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 
 from l2dynamics.analysis.fits import PowerFit, usable_for_fit
 from l2dynamics.analysis.tables import best_acc_vs_lam
@@ -283,6 +284,16 @@ def draw_best_acc(
     if (all_lams == 0).any():
         _mark_zero(ax, x0)
     _predicted_lines(ax, predicted or {})
+    _lam_ticks(ax, all_lams[all_lams > 0])
+
+
+def _lam_ticks(ax: Axes, lams: np.ndarray) -> None:
+    """Label the λ of the grid itself when there are few; never label minor log ticks (they
+    overlap when the axis spans about a decade)."""
+    distinct = np.unique(lams)
+    if 0 < len(distinct) <= MAX_LEGEND_LAMS:
+        ax.set_xticks(distinct, labels=[f"{v:g}" for v in distinct])
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _acc_line(ax: Axes, acc: pd.DataFrame, x0: float, color: str, label: str) -> None:
