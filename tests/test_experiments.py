@@ -2,10 +2,12 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from l2dynamics.errors import ConfigError
 from l2dynamics.experiments import FIGURES, ReproduceRequest
+from l2dynamics.experiments.kinds import epochs_to_near_best
 from l2dynamics.experiments.spec import experiment_names, load_experiment, merge
 from l2dynamics.experiments.sweep_figure import run_experiment
 
@@ -109,3 +111,65 @@ def test_reproduce_command_json_and_bad_figure(run_cli, tmp_path, tiny_experimen
     assert code in (0, None) and json.loads(stdout)["n_runs"] == 8
     code, stdout, stderr = run_cli(["reproduce", "fig99", "--out", str(tmp_path / "g")])
     assert code == 2 and "fig99" in stderr and not (tmp_path / "g").exists()
+
+
+TINY_AUTOL2 = """
+[experiment]
+figure = "tinyauto"
+title = "Tiny AutoL2 comparison"
+kind = "autol2"
+
+[sweep.data]
+name = "digits"
+n_train = 64
+n_test = 100
+
+[sweep.model]
+name = "fc"
+options = { depth = 1, width = 32 }
+
+[sweep.train]
+measure_resolution = 0.2
+
+[sweep.grid]
+eta = [1.0]
+lam = [0.1]
+
+[sweep.budget]
+epochs = 60
+
+[[variants]]
+label = "fc/autol2"
+train = { autol2 = true, autol2_period = 2 }
+
+[[variants]]
+label = "fc/fixed"
+grid = { lam = [0.001, 0.01] }
+"""
+
+
+def test_epochs_to_near_best_is_the_first_epoch_within_tol():
+    curves = pd.DataFrame(
+        {
+            "hash": ["a"] * 5 + ["b"] * 3,
+            "epoch": [1, 2, 4, 8, 16, 1, 2, 4],
+            "test_acc": [0.5, 0.795, 0.80, 0.81, 0.79, 0.3, 0.3, 0.3],
+        }
+    )
+    got = epochs_to_near_best(curves, 0.012)
+    assert got["a"] == 4.0  # 0.80 ≥ 0.81 − 0.012; 0.795 is not
+    assert got["b"] == 1.0
+
+
+def test_autol2_comparison_end_to_end(tmp_path):
+    exp = load_experiment("tinyauto", "cpu", text=TINY_AUTOL2)
+    summary = run_experiment(exp, ReproduceRequest("tinyauto", "cpu", tmp_path))
+    assert summary["n_runs"] == 3
+    fc = summary["settings"]["fc"]
+    assert fc["best_fixed_lam"] in (0.001, 0.01)
+    assert set(fc["fixed_grid"]) == {"0.001", "0.01"}
+    assert fc["best_fixed_test_acc"] == max(fc["fixed_grid"].values())
+    assert fc["autol2_at_least_as_good"] == (
+        fc["autol2_best_test_acc"] >= fc["best_fixed_test_acc"]
+    )
+    assert (tmp_path / "tinyauto-fc.png").stat().st_size > 0

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from l2dynamics.analysis import figures as F
@@ -108,15 +109,79 @@ def _lam0_tstar(table: pd.DataFrame) -> list[float]:
     return [float(t) for t in table.loc[table["lam"] == 0, "t_star_epochs"]]
 
 
+def epochs_to_near_best(curves: pd.DataFrame, tol: float) -> pd.Series:
+    """Per run (hash): the first epoch whose test accuracy is within ``tol`` of the run's best."""
+
+    def first(curve: pd.DataFrame) -> float:
+        acc = curve["test_acc"].to_numpy()
+        return float(curve["epoch"].to_numpy()[np.argmax(acc >= np.nanmax(acc) - tol)])
+
+    return curves.groupby("hash", sort=False)[["epoch", "test_acc"]].apply(first)
+
+
+def _split_variant(table: pd.DataFrame) -> pd.DataFrame:
+    """``variant`` "SETTING/MODE" → columns ``setting`` and ``mode`` (autol2 or fixed)."""
+    parts = table["variant"].str.split("/", n=1, expand=True)
+    return table.assign(setting=parts[0], mode=parts[1])
+
+
+def _compare_setting(rows: pd.DataFrame, tol: float) -> dict[str, Any]:
+    """AutoL2 (mean over its seeds) against the fixed λ whose mean best accuracy is highest."""
+    auto = rows[rows["mode"] == "autol2"]
+    fixed = rows[rows["mode"] == "fixed"].groupby("lam")[["best_test_acc", "near_best_epochs"]]
+    fixed = fixed.mean()
+    best_lam = float(fixed["best_test_acc"].idxmax())
+    a_acc, f_acc = float(auto["best_test_acc"].mean()), float(fixed.loc[best_lam, "best_test_acc"])
+    a_ep = float(auto["near_best_epochs"].mean())
+    f_ep = float(fixed.loc[best_lam, "near_best_epochs"])
+    return {
+        "autol2_best_test_acc": round(a_acc, 4),
+        "best_fixed_lam": best_lam,
+        "best_fixed_test_acc": round(f_acc, 4),
+        f"autol2_epochs_to_within_{tol:g}": a_ep,
+        f"fixed_epochs_to_within_{tol:g}": f_ep,
+        "autol2_at_least_as_good": bool(a_acc >= f_acc),
+        "autol2_faster": bool(a_ep < f_ep),
+        "fixed_grid": {f"{lam:g}": round(float(a), 4) for lam, a in fixed["best_test_acc"].items()},
+    }
+
+
+def autol2_compare(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path) -> Outcome:
+    """Figure 1c/S9–S11: AutoL2 against a grid of fixed λ at the same budget, per setting.
+
+    Variants are labelled ``SETTING/autol2`` and ``SETTING/fixed``. For each setting: AutoL2's
+    best test accuracy against the best fixed λ of the grid, and the epochs each needs to come
+    within ``near_best`` (accuracy fraction, default 0.005) of its own best.
+    """
+    tol = float(exp.settings.get("near_best", 0.005))
+    table = _split_variant(run_table(runs, curves))
+    table["near_best_epochs"] = table["hash"].map(epochs_to_near_best(curves, tol))
+    summary: dict[str, Any] = {"near_best": tol, "settings": {}}
+    figures = []
+    for setting, rows in table.groupby("setting", sort=False):
+        summary["settings"][setting] = _compare_setting(rows, tol)
+        best_lam = summary["settings"][setting]["best_fixed_lam"]
+        keep = rows[(rows["mode"] == "autol2") | (rows["lam"] == best_lam)]
+        shown = curves[curves["hash"].isin(keep["hash"])]
+        png = F.plot_lambda_schedule(
+            shown, out / f"{exp.figure}-{setting}.png", title=f"{exp.title}: {setting}"
+        )
+        figures.append((f"{setting}: AutoL2 and the best fixed λ ({best_lam:g}), λ(t) below", png))
+    return Outcome(summary, figures, {"runs": table})
+
+
 KindFn = Callable[[Experiment, pd.DataFrame, pd.DataFrame, Path], Outcome]
-KINDS: dict[str, KindFn] = {"scaling": scaling}
+KINDS: dict[str, KindFn] = {"scaling": scaling, "autol2": autol2_compare}
 
 
 def analyse(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path) -> Outcome:
-    """Run the analysis of ``exp.kind``."""
-    if exp.kind not in KINDS:
+    """Run the analysis of ``exp.kind`` (this module's KINDS, then :mod:`.kinds_more`'s)."""
+    from l2dynamics.experiments.kinds_more import MORE_KINDS
+
+    kinds = {**KINDS, **MORE_KINDS}
+    if exp.kind not in kinds:
         raise ConfigError(f"experiment {exp.figure}: unknown kind {exp.kind!r}")
-    return KINDS[exp.kind](exp, runs, curves, out)
+    return kinds[exp.kind](exp, runs, curves, out)
 
 
 def finite(value: float) -> float | None:
