@@ -6,12 +6,15 @@ with one line ``l2dyn: error: …`` on standard error and exit code 2, before an
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -328,6 +331,173 @@ def train(json_out: bool, out: Path | None, quiet: bool, **o: Any) -> None:
     if out is not None:
         result.to_csv(out)
     _print_summary(result.summary(), json_out, out)
+
+
+def _pick(specs: list[tuple], drop: tuple[str, ...], **over: dict[str, Any]) -> list[tuple]:
+    """``specs`` without the options whose first flag is in ``drop``, with some kwargs
+    replaced: ``over`` maps an option's name (``budget_c`` for ``--budget-c``) to new kwargs."""
+    out = []
+    for flags, kwargs in specs:
+        if flags[0] in drop:
+            continue
+        out.append((flags, kwargs | over.get(_param_name(flags), {})))
+    return out
+
+
+def _param_name(flags: tuple[str, ...]) -> str:
+    return click.Option(list(flags)).name
+
+
+def _defaults(specs: list[tuple], drop: tuple[str, ...]) -> dict[str, Any]:
+    """The default values of the dropped options, by parameter name."""
+    dropped = [(f, kw) for f, kw in specs if f[0] in drop]
+    return {(o := click.Option(list(f), **kw)).name: o.default for f, kw in dropped}
+
+
+# predict-l2 calibrates at one λ with a constant η: no budget, schedule or AutoL2 options.
+_PREDICT_DROP = (
+    "--epochs",
+    "--lr-schedule",
+    "--autol2",
+    "--autol2-decay",
+    "--autol2-refractory",
+    "--autol2-period",
+)
+PREDICT_RUN_OPTIONS = _pick(
+    RUN_OPTIONS,
+    _PREDICT_DROP,
+    lam=dict(default=0.01, show_default=True, help="The calibration run's λ (large: short run)."),
+    eta=dict(help="Learning rate η (per step), of the calibration and the planned run."),
+    budget_c=dict(
+        default=4.0,
+        show_default=True,
+        help="Cap of the calibration: c/(η·λ) epochs (τ units).",
+    ),
+    max_epochs=dict(help="A further cap on the calibration, in epochs."),
+    peak_stop=dict(
+        default=3.0,
+        show_default=True,
+        help="The calibration stops at >= this many times t* (epochs) once its test accuracy "
+        "is --peak-drop below its best.",
+    ),
+)
+# With --sweep, the sweep file sets everything but these.
+_SWEEP_OVERRIDES = ("eta", "lam", "budget_c", "max_epochs", "peak_stop", "peak_drop", "seed")
+
+
+@app.command("predict-l2")
+@click.option(
+    "--budget-epochs",
+    type=float,
+    required=True,
+    help="The planned training budget T, in epochs.",
+)
+@click.option(
+    "--sweep",
+    "sweep_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Take data, model and [train] settings from this sweep file (η from --eta, or the "
+    "file's only η).",
+)
+@_options(DATA_OPTIONS + MODEL_OPTIONS + PREDICT_RUN_OPTIONS)
+@click.option("--json", "json_out", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict_l2(
+    budget_epochs: float, sweep_file: Path | None, json_out: bool, quiet: bool, **o: Any
+) -> None:
+    """Predict the L2 coefficient for a budget of T epochs from one calibration run.
+
+    The calibration trains at a large λ (--lam, default 0.01) until its test accuracy has
+    clearly passed its peak at t* epochs, measures c = t*·η·λ (dimensionless, normalized time
+    τ; t* ≈ c/(η·λ) at any η) and prints λ_pred = c/(η·T) and the 2c/(η·T) variant for the
+    given η, with the calibration's cost as a fraction of T."""
+    from l2dynamics.predict import predict_l2 as run_predict
+
+    checks = {
+        "--budget-epochs": budget_epochs,
+        "--lam (the calibration λ)": o["lam"],
+        "--budget-c": o["budget_c"],
+        "--max-epochs": o["max_epochs"],
+    }
+    for flag, value in checks.items():
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise L2DynError(f"{flag} must be a finite number > 0 (got {value:g})")
+    base = _predict_base(sweep_file, o)
+    with _progress(quiet) as bar:
+        task = bar.add_task("calibrate", total=None, status="", unit="steps")
+
+        def report(step: int, total: int, row: dict[str, float]) -> None:
+            status = f"epoch {row['epoch']:.4g}  test {row['test_acc']:.3f}"
+            bar.update(task, completed=step, total=total, status=status)
+
+        pred = run_predict(
+            base,
+            budget_epochs,
+            lam=o["lam"],
+            peak_stop=o["peak_stop"],
+            max_c=o["budget_c"],
+            max_epochs=o["max_epochs"],
+            progress=report,
+        )
+    for note in pred.notes:
+        err.print(f"l2dyn: warning: {note}", markup=False, highlight=False, soft_wrap=True)
+    if json_out:
+        sys.stdout.write(json.dumps(pred.to_dict()) + "\n")
+    else:
+        sys.stdout.write(_prediction_text(pred))
+
+
+def _predict_base(sweep_file: Path | None, o: dict[str, Any]) -> TrainConfig:
+    """The setup predict-l2 calibrates: from the options, or from a sweep file's first run."""
+    budget = {"epochs": 1.0, "budget_c": None, "max_epochs": None}  # the calibration's own later
+    o = _defaults(RUN_OPTIONS, _PREDICT_DROP) | o | budget
+    if sweep_file is None:
+        return validate(_train_config(o))
+    from l2dynamics.sweep.spec import load_sweep
+
+    ctx = click.get_current_context()
+    for name in o:
+        given = name in ctx.params and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+        if given and name not in _SWEEP_OVERRIDES:
+            flag = "--" + name.replace("_", "-")
+            raise L2DynError(f"{flag}: set it in the sweep file, not with --sweep")
+    sweep = load_sweep(sweep_file)
+    etas = sorted({c.eta for c in sweep.runs})
+    eta_given = ctx.get_parameter_source("eta") is ParameterSource.COMMANDLINE
+    if not eta_given and len(etas) > 1:
+        listed = ", ".join(f"{e:g}" for e in etas)
+        raise L2DynError(f"--sweep: {sweep_file} has several η ({listed}): choose one with --eta")
+    eta = o["eta"] if eta_given else etas[0]
+    seed = o["seed"] if ctx.get_parameter_source("seed") is ParameterSource.COMMANDLINE else None
+    run = sweep.runs[0]
+    return validate(
+        dataclasses.replace(
+            run,
+            eta=eta,
+            seed=run.seed if seed is None else seed,
+            peak_drop=o["peak_drop"],
+        )
+    )
+
+
+def _prediction_text(p: Any) -> str:
+    """A :class:`~l2dynamics.predict.Prediction` as a few aligned lines."""
+    res = f"±{100 * p.t_star_resolution:.1f}%"
+    how = "stopped past its peak" if p.peak_passed else "hit its cap before passing its peak"
+    lines = [
+        f"calibration       λ = {p.cal_lam:g}, η = {p.cal_eta:g}: {p.cal_epochs:.6g} epochs "
+        f"({how}), {p.wall_s:.1f} s",
+        f"t* (epochs)       {p.t_star_epochs:.6g}   ({res})",
+        f"best test acc     {p.best_test_acc:.4f}   (max train acc {p.max_train_acc:.4f})",
+        f"c = t*·η·λ        {p.c:.4g}   (dimensionless, τ units; {res})",
+        f"c_paper = t*·λ    {p.c_paper:.4g}   (the paper's c, at η = {p.cal_eta:g} only)",
+        f"budget T          {p.budget_epochs:g} epochs at η = {p.eta:g}",
+        f"λ_pred = c/(η·T)  {p.lam_pred:.4g}",
+        f"λ_pred = 2c/(η·T) {p.lam_pred_2c:.4g}",
+        f"cost              {p.cal_epochs:.6g} epochs = {100 * p.cost_fraction:.3g}% of T",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _store_option(help_text: str) -> Any:
