@@ -655,7 +655,14 @@ def export_cmd(store_path: Path, fmt: str, out: Path) -> None:
     sys.stdout.write(f"wrote {out}\n")
 
 
-@app.command()
+def _figures_epilog() -> str:
+    """The figures ``reproduce`` knows, for its help text."""
+    from l2dynamics.experiments import FIGURES
+
+    return "Figures: " + ", ".join(sorted(FIGURES)) + "."
+
+
+@app.command(epilog=_figures_epilog())
 @click.argument("figure")
 @click.option(
     "--scale",
