@@ -9,7 +9,15 @@ import pytest
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 from l2dynamics.losses import cross_entropy, one_hot
 from l2dynamics.train import step as S
-from l2dynamics.train.run import build_program, init_state, load_data, physical_times, train
+from l2dynamics.train.run import (
+    _step_loops,
+    build_program,
+    init_state,
+    load_data,
+    physical_times,
+    stepwise_dispatch,
+    train,
+)
 
 SMALL = TrainConfig(
     data=DataConfig("digits", n_train=128, n_test=200),
@@ -127,3 +135,42 @@ def test_csv_is_written_atomically(tmp_path):
     assert lines[0].startswith("step,epoch,time,tau,train_loss")
     assert len(lines) == len(r.curve["step"]) + 1
     assert [p.name for p in tmp_path.iterdir()] == ["curve.csv"]
+
+
+CONV = dataclasses.replace(
+    SMALL,
+    model=ModelConfig("cnn", {"channels": 4, "dense": 8, "pool_window": 1, "pool_stride": 1}),
+    eta=0.05,
+)
+
+
+def _stacked(states):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+
+@pytest.mark.parametrize("eta", [0.05, 1e7])  # 1e7: every lane diverges
+def test_stepwise_dispatch_equals_the_while_loop(eta):
+    cfg = dataclasses.replace(CONV, eta=eta)
+    ds = load_data(cfg)
+    program = build_program(cfg, ds)
+    loop_one, loop_many = _step_loops(program.spec, stepwise=False)
+    step_one, step_many = _step_loops(program.spec, stepwise=True)
+    hyper = S.Hyper(jnp.float32(eta), jnp.float32(0.01), jnp.int32(100))
+    a = loop_one(program.data, init_state(cfg, program), hyper, jnp.int32(6))
+    b = step_one(program.data, init_state(cfg, program), hyper, 6)
+    lanes = [dataclasses.replace(cfg, seed=s) for s in range(3)]
+    hypers = S.Hyper(*(jnp.stack([x] * 3) for x in hyper))
+    n_steps = np.array([5, 0, 7], np.int32)
+    c = loop_many(program.data, _stacked([init_state(c, program) for c in lanes]), hypers, n_steps)
+    d = step_many(program.data, _stacked([init_state(c, program) for c in lanes]), hypers, n_steps)
+    for x, y in ((a, b), (c, d)):
+        np.testing.assert_array_equal(np.asarray(x.step), np.asarray(y.step))
+        np.testing.assert_array_equal(np.asarray(x.diverged_step), np.asarray(y.diverged_step))
+        if eta > 1:
+            continue  # diverged parameters (≈1e37 and NaN) are not worth comparing
+        for p, q in zip(jax.tree.leaves(x.params), jax.tree.leaves(y.params), strict=True):
+            np.testing.assert_allclose(np.asarray(p), np.asarray(q), rtol=1e-5, atol=1e-6)
+    if eta > 1:
+        assert (np.asarray(d.diverged_step)[[0, 2]] >= 0).all()
+    assert stepwise_dispatch("cnn") == (jax.default_backend() == "cpu")
+    assert not stepwise_dispatch("fc")

@@ -173,15 +173,38 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         autol2_options(cfg, lam0=AutoL2Options.lam0),
     )
     sample = jnp.zeros((1, *ds.x_train.shape[1:]), jnp.float32)
+    run_one, run_many = _step_loops(spec, stepwise_dispatch(cfg.model.name))
     return Program(
         spec,
-        jax.jit(partial(S.run_steps, spec), donate_argnums=(1,)),
+        run_one,
         jax.jit(partial(S.measure, spec), static_argnums=(2,)),
         lambda key: model.init(key, sample)["params"],
         _init_fn(model, tx, sample),
-        jax.jit(jax.vmap(partial(S.run_steps, spec), in_axes=(None, 0, 0, 0)), donate_argnums=(1,)),
+        run_many,
         jax.jit(jax.vmap(partial(S.measure, spec), in_axes=(None, 0, None)), static_argnums=(2,)),
         device_data(ds),
+    )
+
+
+CONV_MODELS = ("cnn", "wrn")
+
+
+def stepwise_dispatch(model_name: str) -> bool:
+    """Whether ``model_name`` trains one jitted step per dispatch rather than a jitted
+    ``while_loop`` of steps: convolutional models on the CPU backend (see
+    :func:`l2dynamics.train.step.stepwise`)."""
+    return model_name in CONV_MODELS and jax.default_backend() == "cpu"
+
+
+def _step_loops(spec: S.StepSpec, stepwise: bool) -> tuple[Callable, Callable]:
+    """``run_steps`` for one run and for a vmapped stack: ``(data, state, hyper, n_steps)``."""
+    if stepwise:
+        one = jax.jit(partial(S.guarded_step, spec), donate_argnums=(1,))
+        many = jax.vmap(partial(S.guarded_step, spec), in_axes=(None, 0, 0, 0))
+        return S.stepwise(one), S.stepwise(jax.jit(many, donate_argnums=(1,)))
+    return (
+        jax.jit(partial(S.run_steps, spec), donate_argnums=(1,)),
+        jax.jit(jax.vmap(partial(S.run_steps, spec), in_axes=(None, 0, 0, 0)), donate_argnums=(1,)),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import l2dynamics.autol2.controller as controller
@@ -164,6 +165,37 @@ def run_steps(
 
     _, state = jax.lax.while_loop(cond, body, (jnp.int32(0), state))
     return state
+
+
+def guarded_step(
+    spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper, go: jax.Array
+) -> TrainState:
+    """One :func:`train_step` where ``go`` holds and no earlier step diverged; else ``state``
+    unchanged (the step that first meets a non-finite loss is applied and recorded, as in
+    :func:`run_steps`)."""
+    new = train_step(spec, data, state, hyper)
+    keep = go & (state.diverged_step < 0)
+    return jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, state)
+
+
+def stepwise(step: Callable[..., TrainState]) -> Callable[..., TrainState]:
+    """``run_steps`` as a host loop over one jitted (guarded, donated) step per call.
+
+    ``step(data, state, hyper, go)`` is :func:`guarded_step` (or its vmap); the returned
+    ``run(data, state, hyper, n_steps)`` takes the same arguments as :func:`run_steps` (or
+    its vmap, ``n_steps`` per run) and gives the same result. Used for convolutional models
+    on XLA:CPU, which leaves its fast convolution path inside a ``while_loop`` body (measured
+    15–36× slower per step: ``benchmarks/RESULTS.md``); a call costs one dispatch per step,
+    small next to a convolution's step.
+    """
+
+    def run(data: DeviceData, state: TrainState, hyper: Hyper, n_steps: Any) -> TrainState:
+        n = np.asarray(n_steps)
+        for i in range(int(n.max(initial=0))):
+            state = step(data, state, hyper, jnp.asarray(n > i))
+        return state
+
+    return run
 
 
 def _chunk_sizes(n: int, max_batch: int) -> tuple[int, int, int, int]:
