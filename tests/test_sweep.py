@@ -189,3 +189,30 @@ def test_cli_sweep_status_export(run_cli, tmp_path):
     assert (tmp_path / "runs_measurements.csv").exists()
     code, _, err = run_cli(["status", "--store", str(tmp_path / "missing.sqlite")])
     assert code == 2 and "missing.sqlite" in err
+
+
+def test_conv_runs_are_planned_one_by_one_on_cpu_fc_runs_together():
+    import dataclasses
+
+    import jax
+
+    from l2dynamics.config import ModelConfig
+    from l2dynamics.sweep.runner import _Context, plan
+    from l2dynamics.sweep.spec import parse_sweep, run_hash
+
+    table = {
+        "data": {"name": "digits", "n_train": 64, "n_test": 50},
+        "model": {"name": "fc", "options": {"depth": 1, "width": 8}},
+        "grid": {"eta": [0.5], "lam": [0.01, 0.03]},
+        "budget": {"epochs": 2},
+    }
+    fc = parse_sweep(table).runs
+    conv = ModelConfig("cnn", {"channels": 2, "dense": 4, "pool_window": 1, "pool_stride": 1})
+    cnn = [dataclasses.replace(c, model=conv) for c in fc]
+    chunks = plan([(run_hash(c), c) for c in (*fc, *cnn)], _Context(), None)
+    sizes = {
+        cs.cfgs[0].model.name: [len(c.cfgs) for c in chunks if c.cfgs[0].model == cs.cfgs[0].model]
+        for cs in chunks
+    }
+    assert sizes["fc"] == [2]
+    assert sizes["cnn"] == ([1, 1] if jax.default_backend() == "cpu" else [2])

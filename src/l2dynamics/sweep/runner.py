@@ -28,6 +28,7 @@ from l2dynamics.train.run import (
     build_program,
     load_data,
     run_program,
+    stepwise_dispatch,
     total_steps,
 )
 from l2dynamics.train.vector import train_vectorized
@@ -108,7 +109,10 @@ def plan(
         totals = [
             total_steps(budget_epochs(c), ds.n_train, program.spec.batch_size) for _, c in items
         ]
-        cut = plan_chunks(totals, n_params, vectorize=vectorize)
+        vec = vectorize
+        if vec is None and stepwise_dispatch(cfg0.model.name):
+            vec = False  # vmapped convolutions on XLA:CPU cost more than runs one by one
+        cut = plan_chunks(totals, n_params, vectorize=vec)
         slots = max(len(idx) for idx in cut)
         for idx in cut:
             hashes, cfgs = tuple(items[i][0] for i in idx), tuple(items[i][1] for i in idx)
