@@ -60,6 +60,13 @@ def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):
     assert lam[0] == pytest.approx(0.1) and np.all(np.diff(lam) <= 0)
 
 
+def test_train_cnn_with_its_dense_width(run_cli):
+    argv = ["train", "--n-train", "32", "--n-test", "50", "--model", "cnn", "--channels", "2"]
+    argv += ["--dense", "8", "--pool-window", "1", "--pool-stride", "1", "--epochs", "1"]
+    code, stdout, _ = run_cli([*argv, "--json", "--quiet"])
+    assert code in (0, None) and json.loads(stdout)["status"] == "done"
+
+
 def test_autol2_needs_an_epoch_budget(run_cli):
     argv = [a for a in TINY if a not in ("--epochs", "4")]
     code, _, stderr = run_cli([*argv, "--autol2"])
@@ -85,6 +92,8 @@ def _idx(path, magic, dims, payload):
         (["--eta", "fast"], "eta"),
         (["--autol2", "--autol2-decay", "1"], "autol2_decay"),
         (["--peak-stop", "0.5"], "peak_stop"),
+        (["--dense", "8"], "dense"),  # an FC has no Dense-width option
+        (["--model", "cnn", "--dense", "0"], "dense"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, extra, culprit):

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, validate
 from l2dynamics.errors import L2DynError
+from l2dynamics.progress import LineProgress
 
 err = Console(stderr=True)
 
@@ -103,6 +104,7 @@ MODEL_OPTIONS = [
     (("--depth",), dict(type=int, default=None, help="FC hidden layers / WRN depth (6n+4).")),
     (("--width",), dict(type=int, default=None, help="FC width / WRN width factor.")),
     (("--channels",), dict(type=int, default=None, help="CNN channels.")),
+    (("--dense",), dict(type=int, default=None, help="CNN width of the hidden Dense layer.")),
     (("--batch-norm/--no-batch-norm",), dict(default=None, help="CNN BatchNorm.")),
     (("--bias/--no-bias",), dict(default=None, help="Bias parameters.")),
     (("--activation",), dict(default=None, help="relu, tanh, erf, gelu or linear.")),
@@ -252,6 +254,7 @@ def _train_config(o: dict[str, Any]) -> TrainConfig:
         depth=o["depth"],
         width=o["width"],
         channels=o["channels"],
+        dense=o["dense"],
         batch_norm=o["batch_norm"],
         use_bias=o["bias"],
         activation=o["activation"],
@@ -510,7 +513,7 @@ def _store_option(help_text: str) -> Any:
 class _SweepBar:
     """A rich progress display for sweeps: a bar over runs and a live line for the chunk."""
 
-    def __init__(self, bar: Progress) -> None:
+    def __init__(self, bar: Progress | LineProgress) -> None:
         self.bar = bar
         self.runs = bar.add_task("runs", total=None, status="", unit="runs")
         self.chunk_task = bar.add_task("chunk", total=None, status="", unit="steps")
@@ -778,7 +781,10 @@ def _quickstart_text(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _progress(quiet: bool) -> Progress:
+def _progress(quiet: bool) -> Progress | LineProgress:
+    """A live bar on a terminal; timestamped lines when standard error is a file or a pipe."""
+    if not quiet and not err.is_terminal:
+        return LineProgress(sys.stderr)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
