@@ -180,3 +180,41 @@ def test_fig3abc_tiny_end_to_end(shared_data, tmp_path):
     assert set(summary["best_acc_by_lam"]) == {"0.01", "0.03"}
     for name in ("fig3abc.png", "runs.csv", "summary.json", "report.html"):
         assert (tmp_path / name).stat().st_size > 0, name
+
+
+def autol2_runs(figure: str, scale: str) -> dict[str, list]:
+    exp = load_experiment(figure, scale)
+    assert exp.kind == "autol2" and exp.figure == figure
+    return {label: sweep.runs for label, sweep in exp.sweeps}
+
+
+@pytest.mark.parametrize("figure,schedule", [("fig1c", "constant"), ("figS10", "step")])
+def test_wrn_autol2_files_are_the_papers_setup(figure, schedule):
+    runs = autol2_runs(figure, "paper")
+    assert set(runs) == {"wrn/autol2", "wrn/fixed"}
+    (auto,) = runs["wrn/autol2"]
+    # SPEC §3 defaults: λ₀ = 0.1, ×10 decays, refractory 0.1/λ steps, a measurement per 10 steps
+    assert (auto.autol2, auto.lam, auto.autol2_decay) == (True, 0.1, 10.0)
+    assert (auto.autol2_refractory, auto.autol2_period) == (0.1, 10)
+    assert sorted(c.lam for c in runs["wrn/fixed"]) == pytest.approx(
+        [5e-6, 1e-5, 5e-5, 1e-4, 2e-4, 4e-4, 1e-3, 2e-3]  # Figure 1b's grid
+    )
+    for c in [auto, *runs["wrn/fixed"]]:
+        assert c.model.name == "wrn" and c.model.options["depth"] == 28
+        assert c.model.options["width"] == 10 and c.data.n_train is None
+        assert (c.data.flip, c.data.crop, c.data.mixup_alpha) == (True, 4, 1.0)
+        assert (c.eta, c.momentum, c.batch_size) == (0.2, 0.9, 1024)
+        assert c.lr_schedule == schedule and budget_epochs(c) == 200.0
+
+
+@pytest.mark.parametrize("figure,schedule", [("fig1c", "constant"), ("figS10", "step")])
+def test_wrn_autol2_cpu_scale_compares_at_one_budget(figure, schedule):
+    runs = autol2_runs(figure, "cpu")
+    everything = [c for label in runs for c in runs[label]]
+    assert {(budget_epochs(c), c.lr_schedule, c.eta) for c in everything} == {
+        (100.0, schedule, 0.2)
+    }
+    fixed = sorted(c.lam for c in runs["wrn/fixed"])
+    assert runs["wrn/autol2"][0].lam > max(fixed)  # AutoL2 starts above the whole grid
+    assert decades(fixed) >= 2
+    assert all(c.data.name == "cifar10" and c.model.options["width"] == 1 for c in everything)

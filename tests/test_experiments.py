@@ -7,7 +7,7 @@ import pytest
 
 from l2dynamics.errors import ConfigError
 from l2dynamics.experiments import FIGURES, ReproduceRequest
-from l2dynamics.experiments.kinds import epochs_to_near_best
+from l2dynamics.experiments.kinds import _compare_setting, epochs_to_near_best, epochs_to_reach
 from l2dynamics.experiments.spec import experiment_names, load_experiment, merge
 from l2dynamics.experiments.sweep_figure import run_experiment
 
@@ -159,6 +159,39 @@ def test_epochs_to_near_best_is_the_first_epoch_within_tol():
     got = epochs_to_near_best(curves, 0.012)
     assert got["a"] == 4.0  # 0.80 ≥ 0.81 − 0.012; 0.795 is not
     assert got["b"] == 1.0
+
+
+def test_a_dead_autol2_run_is_not_faster_than_the_fixed_grid():
+    # AutoL2 (hash a) stalls at 0.15 from epoch 1: within 0.005 of its own best at once, yet it
+    # never comes near the best fixed λ's 0.80, which seed b reaches at epoch 8.
+    rows = pd.DataFrame(
+        {
+            "hash": ["a", "b", "c", "d"],
+            "mode": ["autol2", "fixed", "fixed", "autol2 λ0=0.01"],
+            "lam": [0.1, 1e-3, 1e-2, 0.01],
+            "best_test_acc": [0.15, 0.80, 0.70, 0.82],
+            "near_best_epochs": [1.0, 8.0, 4.0, 4.0],
+        }
+    )
+    curves = pd.DataFrame(
+        {
+            "hash": list("aaa") + list("bbb") + list("ccc") + list("ddd"),
+            "step": [0, 1, 2] * 4,
+            "epoch": [0.0, 1.0, 8.0] * 4,
+            "test_acc": [0.1, 0.15, 0.15, 0.1, 0.5, 0.8, 0.1, 0.7, 0.6, 0.1, 0.82, 0.8],
+            "lam": [0.1, 0.01, 0.001, 1e-3, 1e-3, 1e-3, 1e-2, 1e-2, 1e-2, 0.01, 0.01, 0.001],
+        }
+    )
+    assert epochs_to_reach(curves, 0.795).to_dict() == pytest.approx(
+        {"a": float("nan"), "b": 8.0, "c": float("nan"), "d": 1.0}, nan_ok=True
+    )
+    got = _compare_setting(rows, curves, 0.005)
+    assert got["best_fixed_lam"] == 1e-3 and got["autol2_epochs_to_within_0.005"] == 1.0
+    assert got["autol2_epochs_to_fixed_best_within_0.005"] is None
+    assert not got["autol2_faster"] and not got["paper_claim_holds"]
+    assert got["autol2_final_lam"] == [0.001]
+    other = got["other_autol2"]["autol2 λ0=0.01"]
+    assert other["epochs_to_fixed_best"] == 1.0 and other["faster"]
 
 
 def test_autol2_comparison_end_to_end(tmp_path):

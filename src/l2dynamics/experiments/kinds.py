@@ -125,23 +125,69 @@ def _split_variant(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(setting=parts[0], mode=parts[1])
 
 
-def _compare_setting(rows: pd.DataFrame, tol: float) -> dict[str, Any]:
-    """AutoL2 (mean over its seeds) against the fixed λ whose mean best accuracy is highest."""
-    auto = rows[rows["mode"] == "autol2"]
+def epochs_to_reach(curves: pd.DataFrame, target: float) -> pd.Series:
+    """Per run (hash): the first epoch whose test accuracy is ≥ ``target`` (NaN if never)."""
+
+    def first(curve: pd.DataFrame) -> float:
+        hit = curve["test_acc"].to_numpy() >= target - 1e-12
+        return float(curve["epoch"].to_numpy()[np.argmax(hit)]) if hit.any() else math.nan
+
+    return curves.groupby("hash", sort=False)[["epoch", "test_acc"]].apply(first)
+
+
+def _mean_or_none(values: pd.Series) -> float | None:
+    """The mean, or None when some value is NaN (a seed that never got there)."""
+    values = values.astype(float)
+    return None if values.isna().any() or not len(values) else float(values.mean())
+
+
+def _autol2_entry(
+    auto: pd.DataFrame, curves: pd.DataFrame, target: float, fixed_epochs: float
+) -> dict[str, Any]:
+    """One AutoL2 mode (mean over its seeds) against the best fixed λ's accuracy ``target``."""
+    mine = curves[curves["hash"].isin(auto["hash"])]
+    reach = _mean_or_none(epochs_to_reach(mine, target))
+    final = mine.sort_values("step", kind="stable").groupby("hash")["lam"].last()
+    return {
+        "best_test_acc": round(float(auto["best_test_acc"].mean()), 4),
+        "epochs_to_own_best": float(auto["near_best_epochs"].mean()),
+        "epochs_to_fixed_best": reach,
+        "faster": reach is not None and reach < fixed_epochs,
+        "final_lam": [float(v) for v in final],
+    }
+
+
+def _compare_setting(rows: pd.DataFrame, curves: pd.DataFrame, tol: float) -> dict[str, Any]:
+    """AutoL2 (mean over its seeds) against the fixed λ whose mean best accuracy is highest.
+
+    "Faster" compares the epochs each needs to come within ``tol`` of the best fixed λ's
+    accuracy (an AutoL2 run that never gets there is not faster, however soon it reaches its
+    own, lower best). Modes other than ``autol2`` whose name starts with it (e.g. another λ₀)
+    are reported under ``other_autol2``.
+    """
     fixed = rows[rows["mode"] == "fixed"].groupby("lam")[["best_test_acc", "near_best_epochs"]]
     fixed = fixed.mean()
     best_lam = float(fixed["best_test_acc"].idxmax())
-    a_acc, f_acc = float(auto["best_test_acc"].mean()), float(fixed.loc[best_lam, "best_test_acc"])
-    a_ep = float(auto["near_best_epochs"].mean())
+    f_acc = float(fixed.loc[best_lam, "best_test_acc"])
     f_ep = float(fixed.loc[best_lam, "near_best_epochs"])
+    entries = {
+        str(mode): _autol2_entry(auto, curves, f_acc - tol, f_ep)
+        for mode, auto in rows[rows["mode"].str.startswith("autol2")].groupby("mode")
+    }
+    main = entries.pop("autol2")
+    good = bool(main["best_test_acc"] >= round(f_acc, 4))
     return {
-        "autol2_best_test_acc": round(a_acc, 4),
+        "autol2_best_test_acc": main["best_test_acc"],
         "best_fixed_lam": best_lam,
         "best_fixed_test_acc": round(f_acc, 4),
-        f"autol2_epochs_to_within_{tol:g}": a_ep,
+        f"autol2_epochs_to_within_{tol:g}": main["epochs_to_own_best"],
         f"fixed_epochs_to_within_{tol:g}": f_ep,
-        "autol2_at_least_as_good": bool(a_acc >= f_acc),
-        "autol2_faster": bool(a_ep < f_ep),
+        f"autol2_epochs_to_fixed_best_within_{tol:g}": main["epochs_to_fixed_best"],
+        "autol2_final_lam": main["final_lam"],
+        "autol2_at_least_as_good": good,
+        "autol2_faster": main["faster"],
+        "paper_claim_holds": good and main["faster"],
+        "other_autol2": entries,
         "fixed_grid": {f"{lam:g}": round(float(a), 4) for lam, a in fixed["best_test_acc"].items()},
     }
 
@@ -149,9 +195,11 @@ def _compare_setting(rows: pd.DataFrame, tol: float) -> dict[str, Any]:
 def autol2_compare(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path) -> Outcome:
     """Figure 1c/S9–S11: AutoL2 against a grid of fixed λ at the same budget, per setting.
 
-    Variants are labelled ``SETTING/autol2`` and ``SETTING/fixed``. For each setting: AutoL2's
-    best test accuracy against the best fixed λ of the grid, and the epochs each needs to come
-    within ``near_best`` (accuracy fraction, default 0.005) of its own best.
+    Variants are labelled ``SETTING/autol2`` and ``SETTING/fixed`` (and optionally further
+    ``SETTING/autol2…`` modes, e.g. another starting λ). For each setting: AutoL2's best test
+    accuracy against the best fixed λ of the grid, the epochs each needs to come within
+    ``near_best`` (accuracy fraction, default 0.005) of its own best, and the epochs AutoL2 needs
+    to come within it of the best fixed λ's accuracy (see :func:`_compare_setting`).
     """
     tol = float(exp.settings.get("near_best", 0.005))
     table = _split_variant(run_table(runs, curves))
@@ -159,9 +207,9 @@ def autol2_compare(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, ou
     summary: dict[str, Any] = {"near_best": tol, "settings": {}}
     figures = []
     for setting, rows in table.groupby("setting", sort=False):
-        summary["settings"][setting] = _compare_setting(rows, tol)
+        summary["settings"][setting] = _compare_setting(rows, curves, tol)
         best_lam = summary["settings"][setting]["best_fixed_lam"]
-        keep = rows[(rows["mode"] == "autol2") | (rows["lam"] == best_lam)]
+        keep = rows[rows["mode"].str.startswith("autol2") | (rows["lam"] == best_lam)]
         shown = curves[curves["hash"].isin(keep["hash"])]
         png = F.plot_lambda_schedule(
             shown, out / f"{exp.figure}-{setting}.png", title=f"{exp.title}: {setting}"
