@@ -172,3 +172,13 @@ def test_bad_curve_columns_raise(sweep, tmp_path):
     with pytest.raises(ValueError, match="not a measurement column"):
         F.plot_curves(curves, tmp_path / "x.png", y="accuracy")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_long_titles_wrap_to_the_figure_width():
+    from l2dynamics.analysis.figures import wrap_title
+
+    title = "Figure 1a: test accuracy vs λ, fixed budget vs T ∝ 1/λ (WRN, step schedule)"
+    lines = wrap_title(title, 5.5).splitlines()
+    assert len(lines) == 2 and " ".join(lines) == title
+    assert all(len(line) <= 5.5 * 72 / (0.55 * 12) for line in lines)
+    assert wrap_title(title, 15.0) == title  # a wide figure keeps it on one line

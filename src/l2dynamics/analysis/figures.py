@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -96,10 +97,16 @@ def _figure(ncols: int = 1, nrows: int = 1, *, size: tuple[float, float], sharex
     return fig, axes.ravel()
 
 
+def wrap_title(title: str, width_in: float, fontsize: float = 12.0) -> str:
+    """``title`` broken into lines that fit a figure ``width_in`` inches wide (≈0.55 em/char)."""
+    chars = max(20, int(width_in * 72.0 / (0.55 * fontsize)))
+    return textwrap.fill(title, chars)
+
+
 def _save(fig: Figure, path: str | os.PathLike, title: str) -> Path:
     """Write ``fig`` as a PNG at ``path`` atomically (temporary file renamed into place)."""
     if title:
-        fig.suptitle(title)
+        fig.suptitle(wrap_title(title, fig.get_figwidth()))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")

@@ -12,7 +12,6 @@ line.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from l2dynamics.analysis.figures import X_LABELS, Y_LABELS, draw_curves, lam_colors
+from l2dynamics.analysis.figures import X_LABELS, Y_LABELS, _save, draw_curves, lam_colors
 
 DPI = 150
 # Budgets T and other non-λ sequences get their own colormap, so they are never read as a λ.
@@ -44,21 +43,8 @@ def _figure(ncols: int = 1, nrows: int = 1, *, size: tuple[float, float]) -> tup
 
 
 def save_png(fig: Figure, path: str | os.PathLike, title: str = "") -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically (a temporary file renamed into place)."""
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=DPI)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``fig`` as a PNG at ``path`` atomically, its title wrapped to the figure's width."""
+    return _save(fig, path, title)
 
 
 def seq_colors(values: Sequence[float]) -> dict[float, tuple]:
