@@ -63,6 +63,7 @@ def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):
 def test_train_cnn_with_its_dense_width(run_cli):
     argv = ["train", "--n-train", "32", "--n-test", "50", "--model", "cnn", "--channels", "2"]
     argv += ["--dense", "8", "--pool-window", "1", "--pool-stride", "1", "--epochs", "1"]
+    argv += ["--batch-norm", "--bn-group", "8", "--batch-size", "16"]
     code, stdout, _ = run_cli([*argv, "--json", "--quiet"])
     assert code in (0, None) and json.loads(stdout)["status"] == "done"
 
@@ -94,6 +95,7 @@ def _idx(path, magic, dims, payload):
         (["--peak-stop", "0.5"], "peak_stop"),
         (["--dense", "8"], "dense"),  # an FC has no Dense-width option
         (["--model", "cnn", "--dense", "0"], "dense"),
+        (["--model", "cnn", "--bn-group", "-1"], "bn_group"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, extra, culprit):

@@ -50,7 +50,13 @@ def test_fig2def_paper_scale_is_the_papers_wrn_sweep():
     assert cfg.data.name == "cifar10" and cfg.data.n_train is None
     assert (cfg.data.flip, cfg.data.crop, cfg.data.mixup_alpha) == (False, 0, 0.0)
     assert cfg.model.name == "wrn"
-    assert dict(cfg.model.options) == {"depth": 28, "width": 10, "sigma_w": 1.0, "sigma_b": 0.0}
+    assert dict(cfg.model.options) == {
+        "depth": 28,
+        "width": 10,
+        "sigma_w": 1.0,
+        "sigma_b": 0.0,
+        "bn_group": 128,  # the authors' batch of 1024 over 8 devices
+    }
     assert cfg.batch_size == 1024 and cfg.momentum == 0.0 and cfg.lr_schedule == "constant"
     etas = sorted({c.eta for c in runs})
     lams = sorted({c.lam for c in runs})
@@ -202,6 +208,7 @@ def test_wrn_autol2_files_are_the_papers_setup(figure, schedule):
     for c in [auto, *runs["wrn/fixed"]]:
         assert c.model.name == "wrn" and c.model.options["depth"] == 28
         assert c.model.options["width"] == 10 and c.data.n_train is None
+        assert c.model.options["bn_group"] == 128
         assert (c.data.flip, c.data.crop, c.data.mixup_alpha) == (True, 4, 1.0)
         assert (c.eta, c.momentum, c.batch_size) == (0.2, 0.9, 1024)
         assert c.lr_schedule == schedule and budget_epochs(c) == 200.0
@@ -218,3 +225,4 @@ def test_wrn_autol2_cpu_scale_compares_at_one_budget(figure, schedule):
     assert runs["wrn/autol2"][0].lam > max(fixed)  # AutoL2 starts above the whole grid
     assert decades(fixed) >= 2
     assert all(c.data.name == "cifar10" and c.model.options["width"] == 1 for c in everything)
+    assert all(c.model.options["bn_group"] == 0 for c in everything)  # batch 32: one group

@@ -261,6 +261,31 @@ def test_batch_stat_norm_uses_the_current_batch():
     assert not np.allclose(norm.apply(variables, x[:8]), norm.apply(variables, x)[:8])
 
 
+def test_grouped_statistics_normalize_each_group_on_its_own():
+    x = _images((20, 2, 2, 3)) * 3.0 + 1.0
+    params = {"params": {"scale": jnp.full((3,), 1.5), "bias": jnp.full((3,), -0.2)}}
+    grouped = BatchStatNorm(group=8).apply(params, x)  # groups of 8, 8 and a last one of 4
+    whole = BatchStatNorm()
+    alone = [whole.apply(params, x[a:b]) for a, b in ((0, 8), (8, 16), (16, 20))]
+    np.testing.assert_allclose(grouped, jnp.concatenate(alone), rtol=1e-5, atol=1e-6)
+    for off in (0, 20):  # 0 (off) or a group as large as the batch: whole-batch statistics
+        np.testing.assert_array_equal(
+            BatchStatNorm(group=off).apply(params, x), whole.apply(params, x)
+        )
+    assert not np.allclose(grouped, whole.apply(params, x), atol=1e-3)
+
+
+def test_wrn_with_bn_groups_is_the_net_applied_to_each_group():
+    ungrouped = WideResNet(depth=10, width=1, num_classes=3)
+    grouped = WideResNet(depth=10, width=1, num_classes=3, bn_group=4)
+    x = _images((8, 8, 8, 3))
+    variables = _init(ungrouped, x)
+    halves = jnp.concatenate(
+        [_apply(ungrouped, variables, x[:4]), _apply(ungrouped, variables, x[4:])]
+    )
+    np.testing.assert_allclose(_apply(grouped, variables, x), halves, rtol=2e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------- shapes and modes
 
 
@@ -324,6 +349,8 @@ def test_models_tuple():
         ("cnn", {"channels": 0}, "'channels'"),
         ("cnn", {"pool_stride": 0}, "'pool_stride'"),
         ("cnn", {"batch_norm": 1}, "'batch_norm'"),
+        ("cnn", {"bn_group": -1}, "'bn_group'"),
+        ("wrn", {"bn_group": 2.5}, "'bn_group'"),
         ("fc", {"sigma_w": 0.0}, "'sigma_w'"),
         ("fc", {"sigma_w": float("nan")}, "'sigma_w'"),
         ("fc", {"sigma_b": -0.1}, "'sigma_b'"),

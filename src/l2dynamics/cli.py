@@ -106,6 +106,15 @@ MODEL_OPTIONS = [
     (("--channels",), dict(type=int, default=None, help="CNN channels.")),
     (("--dense",), dict(type=int, default=None, help="CNN width of the hidden Dense layer.")),
     (("--batch-norm/--no-batch-norm",), dict(default=None, help="CNN BatchNorm.")),
+    (
+        ("--bn-group",),
+        dict(
+            type=int,
+            default=None,
+            help="BatchNorm statistics per group of this many examples, as on data-parallel "
+            "devices (CNN with BatchNorm, WRN; 0 = the whole batch).",
+        ),
+    ),
     (("--bias/--no-bias",), dict(default=None, help="Bias parameters.")),
     (("--activation",), dict(default=None, help="relu, tanh, erf, gelu or linear.")),
     (
@@ -256,6 +265,7 @@ def _train_config(o: dict[str, Any]) -> TrainConfig:
         channels=o["channels"],
         dense=o["dense"],
         batch_norm=o["batch_norm"],
+        bn_group=o["bn_group"],
         use_bias=o["bias"],
         activation=o["activation"],
         sigma_w=o["sigma_w"],

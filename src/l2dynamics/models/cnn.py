@@ -53,6 +53,7 @@ class CNN(nn.Module):
         use_bias: Whether convolutions and Dense layers have biases.
         sigma_w: Weight init scale σ_w.
         sigma_b: Bias init scale σ_b.
+        bn_group: Examples per BatchNorm statistics group (0: the whole batch).
     """
 
     channels: int = 300
@@ -65,6 +66,7 @@ class CNN(nn.Module):
     use_bias: bool = True
     sigma_w: float = math.sqrt(2.0)
     sigma_b: float = 0.0
+    bn_group: int = 0
 
     def _conv(self, padding: str, index: int) -> nn.Conv:
         return conv(
@@ -82,7 +84,7 @@ class CNN(nn.Module):
 
     def _act(self, h: jax.Array, index: int) -> jax.Array:
         if self.batch_norm:
-            h = BatchStatNorm(name=f"norm_{index}")(h)
+            h = BatchStatNorm(group=self.bn_group, name=f"norm_{index}")(h)
         return activation_fn(self.activation)(h)
 
     def _pool(self, h: jax.Array) -> jax.Array:

@@ -39,6 +39,11 @@ def _optional_positive_float(value: Any) -> str | None:
     return None if value is None else _positive_float(value)
 
 
+def _nonnegative_int(value: Any) -> str | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return None if ok else "must be an integer >= 0"
+
+
 def _nonnegative_float(value: Any) -> str | None:
     return None if _is_number(value) and value >= 0 else "must be a number >= 0"
 
@@ -58,6 +63,7 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     "dense": _positive_int,
     "pool_window": _positive_int,
     "pool_stride": _positive_int,
+    "bn_group": _nonnegative_int,
     "sigma_w": _positive_float,
     "sigma_w_last": _optional_positive_float,
     "sigma_b": _nonnegative_float,

@@ -47,6 +47,7 @@ class WRNBlock(nn.Module):
         use_bias: Whether convolutions have biases.
         sigma_w: Weight init scale σ_w.
         sigma_b: Bias init scale σ_b.
+        bn_group: Examples per BatchNorm statistics group (0: the whole batch).
     """
 
     channels: int
@@ -54,6 +55,7 @@ class WRNBlock(nn.Module):
     use_bias: bool = True
     sigma_w: float = 1.0
     sigma_b: float = 0.0
+    bn_group: int = 0
 
     def _conv(self, kernel: int, strides: int, name: str) -> nn.Conv:
         return conv(
@@ -69,9 +71,11 @@ class WRNBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """Apply the block to ``x`` of shape ``(B, H, W, C_in)``."""
-        pre = nn.relu(BatchStatNorm(name="norm_0")(x))
+        pre = nn.relu(BatchStatNorm(group=self.bn_group, name="norm_0")(x))
         h = self._conv(3, self.strides, "conv_0")(pre)
-        h = self._conv(3, 1, "conv_1")(nn.relu(BatchStatNorm(name="norm_1")(h)))
+        h = self._conv(3, 1, "conv_1")(
+            nn.relu(BatchStatNorm(group=self.bn_group, name="norm_1")(h))
+        )
         if x.shape[-1] != self.channels or self.strides != 1:
             x = self._conv(1, self.strides, "shortcut")(pre)
         return x + h
@@ -95,6 +99,8 @@ class WideResNet(nn.Module):
         sigma_w: Weight init scale σ_w.
         sigma_b: Bias init scale σ_b.
         use_bias: Whether convolutions and the readout have biases.
+        bn_group: Examples per BatchNorm statistics group, as on data-parallel devices (the
+            paper: 128 of each batch of 1024); 0: statistics over the whole batch.
     """
 
     depth: int = 28
@@ -103,6 +109,7 @@ class WideResNet(nn.Module):
     sigma_w: float = 1.0
     sigma_b: float = 0.0
     use_bias: bool = True
+    bn_group: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -123,7 +130,8 @@ class WideResNet(nn.Module):
                     self.use_bias,
                     self.sigma_w,
                     self.sigma_b,
+                    self.bn_group,
                     name=f"group_{g}_block_{b}",
                 )(h)
-        h = jnp.mean(nn.relu(BatchStatNorm(name="norm")(h)), axis=(1, 2))
+        h = jnp.mean(nn.relu(BatchStatNorm(group=self.bn_group, name="norm")(h)), axis=(1, 2))
         return dense(self.num_classes, self.sigma_w, self.sigma_b, self.use_bias, "readout")(h)
