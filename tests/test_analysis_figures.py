@@ -182,3 +182,13 @@ def test_long_titles_wrap_to_the_figure_width():
     assert len(lines) == 2 and " ".join(lines) == title
     assert all(len(line) <= 5.5 * 72 / (0.55 * 12) for line in lines)
     assert wrap_title(title, 15.0) == title  # a wide figure keeps it on one line
+
+
+def test_schedule_legend_names_the_variant_and_the_lambda():
+    from l2dynamics.analysis.figures import _run_label
+
+    fixed = pd.DataFrame({"lam": [3e-4, 3e-4], "variant": ["wrn/fixed"] * 2})
+    auto = pd.DataFrame({"lam": [0.1, 0.01], "variant": ["wrn/autol2"] * 2})
+    assert _run_label(fixed) == "wrn/fixed: λ = 0.0003"
+    assert _run_label(auto) == "wrn/autol2: AutoL2, λ₀ = 0.1"
+    assert _run_label(fixed.drop(columns="variant")) == "λ = 0.0003"

@@ -463,12 +463,14 @@ def _schedule_run(top: Axes, bottom: Axes, curve: pd.DataFrame, color: str) -> N
 
 
 def _run_label(curve: pd.DataFrame) -> str:
-    if "variant" in curve and isinstance(curve["variant"].iloc[0], str):
-        return curve["variant"].iloc[0]
+    """The run's λ (or "AutoL2, λ₀ = …"), after its variant's label when it has one."""
     lam = curve["lam"].to_numpy(np.float64)
     first = float(curve["run_lam"].iloc[0]) if "run_lam" in curve else float(lam[0])
     varies = np.nanmax(lam) > np.nanmin(lam) if np.isfinite(lam).any() else False
-    return f"AutoL2, λ₀ = {first:g}" if varies else _lam(first)
+    label = f"AutoL2, λ₀ = {first:g}" if varies else _lam(first)
+    if "variant" in curve and isinstance(curve["variant"].iloc[0], str):
+        return f"{curve['variant'].iloc[0]}: {label}"
+    return label
 
 
 def _lam_axis_scale(ax: Axes, measurements: pd.DataFrame) -> None:
