@@ -24,12 +24,20 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
-from l2dynamics.analysis.figures import X_LABELS, Y_LABELS, _save, draw_curves, lam_colors
+from l2dynamics.analysis.figures import (
+    X_LABELS,
+    Y_LABELS,
+    _mark_zero,
+    _save,
+    _say_empty,
+    _zero_x,
+    draw_curves,
+    lam_colors,
+)
 
 DPI = 150
 # Budgets T and other non-λ sequences get their own colormap, so they are never read as a λ.
 SEQ_CMAP = ListedColormap(colormaps["plasma"](np.linspace(0.0, 0.85, 256)), name="seq")
-ZERO_OFFSET_DECADES = 0.6  # λ = 0 sits this many decades left of the smallest positive λ
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 1)))
 MAX_LEGEND = 8
 
@@ -54,24 +62,6 @@ def seq_colors(values: Sequence[float]) -> dict[float, tuple]:
         return {}
     norm = LogNorm(distinct[0], distinct[-1])
     return {v: tuple(SEQ_CMAP(0.5 if norm.vmin == norm.vmax else float(norm(v)))) for v in distinct}
-
-
-def _say_empty(ax: Axes, what: str) -> None:
-    ax.text(0.5, 0.5, what, transform=ax.transAxes, ha="center", va="center", color="0.4")
-
-
-def _zero_x(values: np.ndarray) -> float:
-    """Where λ = 0 is drawn on a log axis: left of the smallest positive value (1 if none)."""
-    positive = values[np.isfinite(values) & (values > 0)]
-    return float(positive.min() / 10**ZERO_OFFSET_DECADES) if len(positive) else 1.0
-
-
-def _mark_zero(ax: Axes, x0: float) -> None:
-    ax.axvline(x0 * 10 ** (ZERO_OFFSET_DECADES / 2), color="0.6", ls=":", lw=1)
-    ax.annotate(
-        "λ = 0", xy=(x0, 0), xycoords=("data", "axes fraction"), xytext=(0, 3),
-        textcoords="offset points", ha="center", fontsize=7,
-    )  # fmt: skip
 
 
 def _lam_axis(ax: Axes, lams: np.ndarray) -> float:
