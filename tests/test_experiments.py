@@ -73,13 +73,13 @@ def test_tiny_experiment_end_to_end(tmp_path):
     seen = []
     request = ReproduceRequest("tiny", "cpu", tmp_path, progress=lambda *a: seen.append(a))
     summary = run_experiment(exp, request)
-    assert summary["n_runs"] == 8 and seen
+    assert summary["n_runs"] == 8 and summary["n_runs_from_store"] == 0 and seen
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["n_runs"] == 8 and "slope" in on_disk
     for name in ("tiny.png", "runs.csv", "best_acc_vs_lam.csv", "report.html", "store.sqlite"):
         assert (tmp_path / name).stat().st_size > 0, name
     again = run_experiment(exp, request)  # resumes: nothing left to train
-    assert again["n_runs"] == 8
+    assert again["n_runs"] == 8 and again["n_runs_from_store"] == 8
 
 
 @pytest.fixture

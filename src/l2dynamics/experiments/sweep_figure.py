@@ -31,10 +31,10 @@ class _Forward(Progress):
 
     def __init__(self, request: ReproduceRequest, label: str, offset: int, total: int) -> None:
         self.request, self.label, self.offset, self.total = request, label, offset, total
-        self.finished_runs = 0
+        self.finished_runs = self.skipped = 0
 
     def start(self, total: int, skipped: int) -> None:
-        self.finished_runs = skipped
+        self.finished_runs = self.skipped = skipped
         self._say("starting")
 
     def measured(self, step: int, active: int) -> None:
@@ -50,18 +50,25 @@ class _Forward(Progress):
         self.request.progress(f"{prefix}{what} (runs)", done, self.total)
 
 
-def train_sweeps(exp: Experiment, request: ReproduceRequest, store: Path) -> dict[str, str]:
-    """Train every sweep of ``exp`` into ``store``; return {run hash: variant label}."""
+def train_sweeps(
+    exp: Experiment, request: ReproduceRequest, store: Path
+) -> tuple[dict[str, str], int]:
+    """Train every sweep of ``exp`` into ``store``.
+
+    Returns:
+        {run hash: variant label}, and how many runs were already finished in the store.
+    """
     total = sum(len(s.runs) for _, s in exp.sweeps)
-    labels, offset = {}, 0
+    labels, offset, reused = {}, 0, 0
     for label, sweep in exp.sweeps:
         hook = _Forward(request, label, offset, total)
         run_sweep(
             sweep, str(store), progress=hook, executor=request.executor, address=request.address
         )
         offset += len(sweep.runs)
+        reused += hook.skipped
         labels.update({run_hash(c): label for c in sweep.runs})
-    return labels
+    return labels, reused
 
 
 def load_results(store: Path, labels: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -110,7 +117,7 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
 
     start = time.perf_counter()
     out = Path(request.out_dir)
-    labels = train_sweeps(exp, request, out / STORE)
+    labels, reused = train_sweeps(exp, request, out / STORE)
     request.progress("analysing", 1, 1)
     runs, curves = load_results(out / STORE, labels)
     outcome = analyse(exp, runs, curves, out)
@@ -122,6 +129,7 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
         "title": exp.title,
         **outcome.summary,
         "n_runs": int(len(runs)),
+        "n_runs_from_store": reused,  # finished by an earlier invocation: wall_s excludes them
         "wall_s": round(time.perf_counter() - start, 1),
         "store": str(out / STORE),
         "figure_png": str(outcome.figures[0][1]) if outcome.figures else None,
