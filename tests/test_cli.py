@@ -42,6 +42,14 @@ def test_train_end_to_end_json_and_csv(run_cli, tmp_path):
     assert len(rows) > 2
 
 
+def test_progress_is_written_as_lines_when_stderr_is_not_a_terminal(run_cli):
+    code, stdout, stderr = run_cli([a for a in TINY if a != "--quiet"] + ["--json"])
+    assert code in (0, None) and json.loads(stdout)["status"] == "done"
+    lines = stderr.strip().splitlines()
+    assert lines and all(line.startswith("[0:") and " train " in line for line in lines)
+    assert lines[-1].split()[2] == "16/16"  # the last line: all 16 steps done
+
+
 def test_train_human_summary(run_cli):
     code, stdout, _ = run_cli(TINY)
     assert code in (0, None)

@@ -264,9 +264,9 @@ def test_batch_stat_norm_uses_the_current_batch():
 def test_grouped_statistics_normalize_each_group_on_its_own():
     x = _images((20, 2, 2, 3)) * 3.0 + 1.0
     params = {"params": {"scale": jnp.full((3,), 1.5), "bias": jnp.full((3,), -0.2)}}
-    grouped = BatchStatNorm(group=8).apply(params, x)  # groups of 8, 8 and a last one of 4
+    grouped = BatchStatNorm(group=8).apply(params, x)  # 3 groups of near-equal size: 7, 7, 6
     whole = BatchStatNorm()
-    alone = [whole.apply(params, x[a:b]) for a, b in ((0, 8), (8, 16), (16, 20))]
+    alone = [whole.apply(params, x[a:b]) for a, b in ((0, 7), (7, 14), (14, 20))]
     np.testing.assert_allclose(grouped, jnp.concatenate(alone), rtol=1e-5, atol=1e-6)
     for off in (0, 20):  # 0 (off) or a group as large as the batch: whole-batch statistics
         np.testing.assert_array_equal(
@@ -350,6 +350,7 @@ def test_models_tuple():
         ("cnn", {"pool_stride": 0}, "'pool_stride'"),
         ("cnn", {"batch_norm": 1}, "'batch_norm'"),
         ("cnn", {"bn_group": -1}, "'bn_group'"),
+        ("cnn", {"bn_group": 64}, "'bn_group' needs batch_norm"),
         ("wrn", {"bn_group": 2.5}, "'bn_group'"),
         ("fc", {"sigma_w": 0.0}, "'sigma_w'"),
         ("fc", {"sigma_w": float("nan")}, "'sigma_w'"),

@@ -8,8 +8,8 @@ a prediction depends on the other examples in its batch; evaluate in batches of 
 
 ``group`` reproduces data-parallel training, where each device normalizes its own share of the
 batch (the paper: batches of 1024 over 8 devices, statistics over 128 images): the batch is cut
-into consecutive groups of ``group`` examples, each normalized with its own statistics (a last,
-smaller group with its own).
+into ``ceil(B/group)`` consecutive groups of near-equal size (at most ``group``), each normalized
+with its own statistics.
 """
 
 from __future__ import annotations
@@ -61,13 +61,23 @@ def _normalize(x: jax.Array, eps: float) -> jax.Array:
 
 
 def _grouped(x: jax.Array, group: int, eps: float) -> jax.Array:
-    """:func:`_normalize` per consecutive group of ``group`` examples (the leading axis)."""
+    """:func:`_normalize` per group of consecutive examples (the leading axis).
+
+    The batch is cut into ``ceil(B/group)`` groups of near-equal size (sizes differ by at most
+    one, none larger than ``group``), so no group is left with a handful of examples whose
+    statistics would be meaningless; ``group`` ≤ 0 or ≥ B: one group.
+    """
     batch = x.shape[0]
     if group <= 0 or group >= batch:
         return _normalize(x, eps)
-    full = batch // group * group
-    head = x[:full].reshape(batch // group, group, *x.shape[1:])
-    parts = [jax.vmap(lambda g: _normalize(g, eps))(head).reshape(full, *x.shape[1:])]
-    if full < batch:
-        parts.append(_normalize(x[full:], eps))
+    count = -(-batch // group)
+    small, big_count = divmod(batch, count)  # big_count groups of small + 1, the rest of small
+    cut = big_count * (small + 1)
+    parts = []
+    for lo, hi, size in ((0, cut, small + 1), (cut, batch, small)):
+        if hi > lo:
+            chunk = x[lo:hi].reshape((hi - lo) // size, size, *x.shape[1:])
+            parts.append(
+                jax.vmap(lambda g: _normalize(g, eps))(chunk).reshape(hi - lo, *x.shape[1:])
+            )
     return jnp.concatenate(parts) if len(parts) > 1 else parts[0]

@@ -114,6 +114,8 @@ def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
         _check_option(name, option, value)
     if name == "wrn" and "depth" in options:
         blocks_per_group(options["depth"])
+    if name == "cnn" and options.get("bn_group", 0) and not options.get("batch_norm", False):
+        raise ConfigError("cnn option 'bn_group' needs batch_norm = true (there is no BatchNorm)")
     return _CLASSES[name](num_classes=num_classes, **options)
 
 
