@@ -52,6 +52,16 @@ class BatchStatNorm(nn.Module):
         return _grouped(x, self.group, self.eps) * scale + bias
 
 
+def near_equal_chunks(n: int, max_size: int) -> tuple[int, int, int, int]:
+    """Split ``n`` items into ``ceil(n/max_size)`` consecutive chunks whose sizes differ by ≤ 1.
+
+    Returns ``(a, s + 1, b, s)``: ``a`` chunks of ``s + 1`` items, then ``b`` chunks of ``s``.
+    """
+    chunks = -(-n // max_size)
+    s, a = divmod(n, chunks)
+    return a, s + 1, chunks - a, s
+
+
 def _normalize(x: jax.Array, eps: float) -> jax.Array:
     """``(x − mean)/sqrt(var + eps)`` with statistics over all axes but the last."""
     axes = tuple(range(x.ndim - 1))
@@ -70,11 +80,10 @@ def _grouped(x: jax.Array, group: int, eps: float) -> jax.Array:
     batch = x.shape[0]
     if group <= 0 or group >= batch:
         return _normalize(x, eps)
-    count = -(-batch // group)
-    small, big_count = divmod(batch, count)  # big_count groups of small + 1, the rest of small
-    cut = big_count * (small + 1)
+    big_count, big, _, small = near_equal_chunks(batch, group)
+    cut = big_count * big
     parts = []
-    for lo, hi, size in ((0, cut, small + 1), (cut, batch, small)):
+    for lo, hi, size in ((0, cut, big), (cut, batch, small)):
         if hi > lo:
             chunk = x[lo:hi].reshape((hi - lo) // size, size, *x.shape[1:])
             parts.append(

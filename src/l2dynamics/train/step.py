@@ -22,6 +22,7 @@ from l2dynamics.autol2.controller import AutoL2State
 from l2dynamics.autol2.options import AutoL2Options
 from l2dynamics.data import augment
 from l2dynamics.losses import correct, l2_norm_sq
+from l2dynamics.models.norm import near_equal_chunks
 from l2dynamics.optim import lr_factor, set_hyperparams
 
 
@@ -198,14 +199,6 @@ def stepwise(step: Callable[..., TrainState]) -> Callable[..., TrainState]:
     return run
 
 
-def _chunk_sizes(n: int, max_batch: int) -> tuple[int, int, int, int]:
-    """Split ``n`` into ``a`` chunks of ``s+1`` and ``b`` chunks of ``s`` (sizes differ by ≤ 1,
-    so batch statistics are comparable across chunks)."""
-    chunks = -(-n // max_batch)
-    s, a = divmod(n, chunks)
-    return a, s + 1, chunks - a, s
-
-
 def evaluate(
     apply: Callable[..., jax.Array],
     loss: Callable[[jax.Array, jax.Array], jax.Array],
@@ -217,7 +210,7 @@ def evaluate(
     """Bare loss and accuracy over a whole set ``x (N, …)``, ``y (N, k)`` in chunks of at most
     ``max_batch`` (BatchNorm uses each chunk's statistics, as in the paper)."""
     n = x.shape[0]
-    a, sa, b, sb = _chunk_sizes(n, max_batch)
+    a, sa, b, sb = near_equal_chunks(n, max_batch)
 
     def part(xs, ys, count, size):
         if count == 0:
