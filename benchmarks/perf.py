@@ -257,7 +257,7 @@ def report_sweep(rep: Report, name: str, n: int, full, stopped, base, stop: floa
 def report_overheads(rep: Report, name: str, run) -> None:
     """Shares of the wall time, compilation counts and slot utilization of a toolkit sweep."""
     p, wall = run.probe, run.wall_s
-    parts = {k: p.seconds[k] for k in ("train", "measure", "compile", "h2d", "d2h")}
+    parts = {k: p.seconds[k] for k in ("train", "measure", "refill", "compile", "h2d", "d2h")}
     parts["other (host, store)"] = wall - sum(parts.values())
     rep.add(
         "overheads",

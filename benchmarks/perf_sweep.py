@@ -39,7 +39,7 @@ COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
     "/jax/core/compile/backend_compile_duration",
 )
-MAIN_PROGRAMS = ("jit(run_steps)", "jit(measure)", "jit(init)")
+MAIN_PROGRAMS = ("jit(run_steps)", "jit(measure_lane)", "jit(put_lane)", "jit(init)")
 
 
 class Probe:
@@ -108,7 +108,8 @@ def _instrumented_build(probe: Probe, build: Callable[..., Any]) -> Callable[...
             run_steps=probe.timed("train", program.run_steps),
             run_many=probe.timed("train", program.run_many),
             measure=probe.timed("measure", program.measure),
-            measure_many=probe.timed("measure", program.measure_many),
+            measure_lane=probe.timed("measure", program.measure_lane),
+            put_lane=probe.timed("refill", program.put_lane),
         )
 
     return build_program

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
-from l2dynamics.train.run import build_program, load_data, train
+from l2dynamics.train.run import build_program, load_data, run_program, train
 from l2dynamics.train.vector import train_vectorized
 
 BASE = TrainConfig(
@@ -36,9 +36,10 @@ def _grid():
 def test_vectorized_equals_one_by_one():
     cfgs = _grid()
     ds = load_data(BASE)
-    single = [train(c, dataset=ds) for c in cfgs]
+    program = build_program(BASE, ds)  # one program for all, as a sweep shares it
+    single = [run_program(c, ds, program) for c in cfgs]
     got = {}
-    train_vectorized(cfgs, ds, build_program(BASE, ds), on_result=got.__setitem__)
+    train_vectorized(cfgs, ds, program, on_result=got.__setitem__)
     assert sorted(got) == list(range(len(cfgs)))
     for s, v in zip(single, (got[i] for i in range(len(cfgs))), strict=True):
         assert (s.status, s.steps, s.diverged_step) == (v.status, v.steps, v.diverged_step)
@@ -61,25 +62,26 @@ def test_finished_runs_stop_updating():
     np.testing.assert_allclose(got[0].curve["l2_norm_sq"], alone.curve["l2_norm_sq"], rtol=1e-5)
 
 
-def test_compaction_keeps_results_and_narrows_the_stack(monkeypatch):
-    """Budgets 1, 2, 3, 8 epochs: lanes are gathered to widths 2, then 1, as runs finish."""
-    import l2dynamics.train.vector as V
-
+def test_a_narrow_pool_refills_its_lanes_compiles_once_and_equals_one_by_one():
+    """Budgets of 4, 8, 12 and 32 steps in a pool of 2 lanes: the two longest start; as the
+    12-step run ends its lane takes the 8-step run, then the 4-step one. One compilation of the
+    vmapped step loop and of the lane measurement serves them all, and every run equals its
+    one-by-one twin."""
     cfgs = [dataclasses.replace(BASE, budget_c=None, budget_epochs=e) for e in (1.0, 2.0, 3.0, 8.0)]
     ds = load_data(BASE)
-    widths = []
-    real_compact = V._compact
+    program = build_program(BASE, ds)
+    order, got = [], {}
 
-    def spy(states, hyper, lane_run, active):
-        out = real_compact(states, hyper, lane_run, active)
-        widths.append(len(out[2]))
-        return out
+    def on_result(i, result):
+        order.append(i)
+        got[i] = result
 
-    monkeypatch.setattr(V, "_compact", spy)
-    got = {}
-    train_vectorized(cfgs, ds, build_program(BASE, ds), on_result=got.__setitem__)
-    assert widths[0] == 4 and 2 in widths and widths[-1] == 1
+    train_vectorized(cfgs, ds, program, on_result=on_result, slots=2)
+    assert order == [2, 1, 0, 3]
+    assert program.run_many._cache_size() == 1 and program.measure_lane._cache_size() == 1
     for i, cfg in enumerate(cfgs):
-        alone = train(cfg, dataset=ds)
-        assert got[i].steps == alone.steps
+        alone = run_program(cfg, ds, program)
+        assert got[i].steps == alone.steps == 4 * cfg.budget_epochs
+        np.testing.assert_array_equal(got[i].curve["step"], alone.curve["step"])
         np.testing.assert_allclose(got[i].curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)
+        assert got[i].best_test_acc == alone.best_test_acc

@@ -1,4 +1,4 @@
-"""Sweeps: (η, λ, seed) grids trained in vectorized chunks into a crash-safe SQLite store."""
+"""Sweeps: (η, λ, seed) grids trained in vectorized pools into a crash-safe SQLite store."""
 
 from l2dynamics.sweep.runner import SweepReport, run_sweep
 from l2dynamics.sweep.spec import Sweep, load_sweep, parse_sweep, run_hash

@@ -1,16 +1,18 @@
-"""Chunk planning: which runs of a sweep train together under ``vmap``.
+"""Planning: which runs of a sweep train together under ``vmap``, and how wide.
 
 Runs share a compiled program when everything but η, λ, seed and budget agrees (the *group
-key*). Within a group, runs are sorted by budget and cut into equal chunks whose size fits the
-memory and the cache (a finished run in a batched loop still costs its share of compute, so
-runs of similar budget go together; equal chunks mean one compilation per group). Models larger than
-``max_vectorized_params`` run one by one: on a CPU, vectorizing large models does not pay
-(see ``benchmarks/vectorize.py``, which measured the threshold).
+key*). A group trains in a pool of lanes that refills as runs finish (see
+:mod:`l2dynamics.train.vector`); :func:`pool_width` sizes it so that the pool's makespan is
+about the longest run, within memory and cache. Models larger than ``MAX_VECTORIZED_PARAMS``
+run one by one: on a CPU, vectorizing large models does not pay (see
+``benchmarks/vectorize.py``, which measured the threshold). For the Ray executor a group is
+also cut into chunks (:func:`plan_chunks`), one task each.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import os
 from collections.abc import Sequence
@@ -26,6 +28,9 @@ MAX_VECTORIZED_PARAMS = 500_000
 CHUNK_PARAM_BYTES = 4 << 20
 MAX_CHUNK = 64
 BYTES_PER_PARAM = 4 * 5  # float32 params, grads, momentum buffer, updates and a spare copy
+# The fixed part of a vmapped step, in lanes' worth of compute: benchmarks/vectorize.py measured
+# a 1.53× gain for 8 lanes of a 13k-parameter FC, i.e. 8·(a + 1)/(a + 8) = 1.53, a ≈ 0.65.
+LANE_OVERHEAD = 0.5
 
 
 def group_key(cfg: TrainConfig) -> str:
@@ -61,6 +66,31 @@ def max_chunk_size(n_params: int, *, memory: int | None = None, share: float = 0
     by_memory = int(budget // max(1, n_params * BYTES_PER_PARAM))
     by_cache = int(CHUNK_PARAM_BYTES // max(1, 4 * n_params))
     return max(1, min(MAX_CHUNK, by_memory, by_cache))
+
+
+def lpt_makespan(totals: Sequence[int], width: int) -> int:
+    """Steps until a pool of ``width`` lanes, filled longest run first and refilled as lanes
+    free up, has trained runs of ``totals`` steps."""
+    lanes = [0] * width
+    for total in sorted(totals, reverse=True):
+        heapq.heapreplace(lanes, lanes[0] + total)
+    return max(lanes)
+
+
+def pool_width(
+    totals: Sequence[int], n_params: int, *, vectorize: bool | None = None, limit: int | None = None
+) -> int:
+    """Lanes of the pool for runs of ``totals`` steps: the width that minimizes the estimated
+    time ``makespan(width) · (width + LANE_OVERHEAD)`` (a vmapped step costs about one lane's
+    compute per lane plus a fixed part), at most ``limit`` (default :func:`max_chunk_size`)
+    and the number of runs; 1 (one by one) when not vectorized. ``vectorize=None`` decides by
+    model size."""
+    if vectorize is None:
+        vectorize = n_params <= MAX_VECTORIZED_PARAMS
+    if not vectorize or not totals:
+        return 1
+    cap = min(limit or max_chunk_size(n_params), len(totals))
+    return min(range(1, cap + 1), key=lambda w: lpt_makespan(totals, w) * (w + LANE_OVERHEAD))
 
 
 def plan_chunks(

@@ -19,7 +19,7 @@ from l2dynamics.config import DataConfig, TrainConfig, budget_epochs
 from l2dynamics.data import Dataset
 from l2dynamics.errors import L2DynError
 from l2dynamics.models import count_params
-from l2dynamics.sweep.plan import group_key, plan_chunks
+from l2dynamics.sweep.plan import group_key, plan_chunks, pool_width
 from l2dynamics.sweep.spec import Sweep, config_dict, run_hash
 from l2dynamics.sweep.store import SUMMARY_COLUMNS, RunStore
 from l2dynamics.train.run import (
@@ -95,9 +95,15 @@ class _Context:
 
 
 def plan(
-    todo: Sequence[tuple[str, TrainConfig]], ctx: _Context, vectorize: bool | None
+    todo: Sequence[tuple[str, TrainConfig]],
+    ctx: _Context,
+    vectorize: bool | None,
+    *,
+    split: bool = False,
 ) -> list[Chunk]:
-    """Group runs by program, then cut each group into chunks by budget and memory."""
+    """Group runs by program; each group is one pool of :func:`pool_width` lanes (``split``:
+    cut into chunks of similar budgets, one Ray task each, all with that width). Runs trained
+    one by one are a chunk each."""
     groups: dict[str, list[tuple[str, TrainConfig]]] = {}
     for item in todo:
         groups.setdefault(group_key(item[1]), []).append(item)
@@ -112,11 +118,14 @@ def plan(
         vec = vectorize
         if vec is None and stepwise_dispatch(cfg0.model.name):
             vec = False  # vmapped convolutions on XLA:CPU cost more than runs one by one
-        cut = plan_chunks(totals, n_params, vectorize=vec)
-        slots = max(len(idx) for idx in cut)
+        width = pool_width(totals, n_params, vectorize=vec)
+        if split or width == 1:  # one by one: a chunk per run, shortest first
+            cut = plan_chunks(totals, n_params, vectorize=width > 1)
+        else:
+            cut = [range(len(items))]
         for idx in cut:
             hashes, cfgs = tuple(items[i][0] for i in idx), tuple(items[i][1] for i in idx)
-            chunks.append(Chunk(hashes, cfgs, slots))
+            chunks.append(Chunk(hashes, cfgs, width))
     return chunks
 
 
@@ -126,14 +135,15 @@ def train_chunk(
     on_result: Callable[[str, RunResult], None],
     progress: Progress,
 ) -> None:
-    """Train one chunk: vectorized when it has several runs, else the single-run loop."""
+    """Train one chunk: in a pool of ``chunk.slots`` lanes, or run by run when it is 1."""
     cfg0 = chunk.cfgs[0]
     ds, program = ctx.dataset(cfg0), ctx.program(cfg0)
     if chunk.slots == 1:
-        result = run_program(
-            cfg0, ds, program, progress=lambda step, total, row: progress.measured(step, 1)
-        )
-        on_result(chunk.hashes[0], result)
+        for run_hash, cfg in zip(chunk.hashes, chunk.cfgs, strict=True):
+            result = run_program(
+                cfg, ds, program, progress=lambda step, total, row: progress.measured(step, 1)
+            )
+            on_result(run_hash, result)
         return
     train_vectorized(
         chunk.cfgs,
@@ -179,7 +189,7 @@ def run_sweep(
         report = SweepReport(total=len(sweep.runs), skipped=len(sweep.runs) - len(todo))
         progress.start(report.total, report.skipped)
         ctx = _Context()
-        chunks = plan(todo, ctx, vectorize)
+        chunks = plan(todo, ctx, vectorize, split=executor == "ray")
         if executor == "ray":
             from l2dynamics.sweep.ray_executor import run_chunks_on_ray
 

@@ -139,8 +139,10 @@ def load_data(cfg: TrainConfig) -> Dataset:
 @dataclasses.dataclass(frozen=True)
 class Program:
     """A compiled run program for one (model, data shapes, batch size): the jitted step
-    loop, the measurement and the initial state builder, and their versions vmapped over a
-    leading run axis (``run_many``, ``measure_many``), and the data already on the device.
+    loop, the measurement and the initial state builder; for a pool of runs stacked along a
+    leading axis, the vmapped step loop (``run_many``), the measurement of one lane
+    (``measure_lane``) and the replacement of one lane's state and hyperparameters
+    (``put_lane``); and the data already on the device.
     Built once and reused, so that XLA compiles each function once per shape and the data
     cross to the device once per sweep, not once per run."""
 
@@ -150,7 +152,8 @@ class Program:
     init_params: Callable[[jax.Array], Any]
     init: Callable[..., S.TrainState]
     run_many: Callable[..., S.TrainState]
-    measure_many: Callable[..., dict[str, jax.Array]]
+    measure_lane: Callable[..., dict[str, jax.Array]]
+    put_lane: Callable[..., Any]
     data: S.DeviceData
 
 
@@ -181,7 +184,8 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         lambda key: model.init(key, sample)["params"],
         _init_fn(model, tx, sample),
         run_many,
-        jax.jit(jax.vmap(partial(S.measure, spec), in_axes=(None, 0, None)), static_argnums=(2,)),
+        jax.jit(partial(S.measure_lane, spec), static_argnums=(3,)),
+        jax.jit(S.put_lane, donate_argnums=(0,)),
         device_data(ds),
     )
 

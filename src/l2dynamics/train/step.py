@@ -246,3 +246,21 @@ def measure(spec: StepSpec, data: DeviceData, params: Any, eval_batch: int) -> d
         "test_acc": test_acc,
         "l2_norm_sq": l2_norm_sq(params),
     }
+
+
+def lane(stack: Any, index: jax.Array) -> Any:
+    """Lane ``index`` of a pytree stacked along a leading run axis (a traced index: one
+    compiled program serves every lane)."""
+    return jax.tree.map(lambda x: x[index], stack)
+
+
+def measure_lane(
+    spec: StepSpec, data: DeviceData, params: Any, index: jax.Array, eval_batch: int
+) -> dict[str, jax.Array]:
+    """:func:`measure` of lane ``index`` of stacked ``params`` (leading run axis)."""
+    return measure(spec, data, lane(params, index), eval_batch)
+
+
+def put_lane(stack: Any, index: jax.Array, one: Any) -> Any:
+    """``stack`` with lane ``index`` replaced by the unstacked pytree ``one``."""
+    return jax.tree.map(lambda s, x: s.at[index].set(x), stack, one)
