@@ -136,8 +136,9 @@ def train_vectorized(
     def measure(lane: int, i: int) -> bool:
         """Measure run ``i`` (in ``lane``) and hand it over if it has ended; True if it has."""
         cfg, step = pool.cfgs[i], pool.done[i]
-        metrics = program.measure_lane(program.data, states.params, jnp.int32(lane), eval_batch)
-        metrics = jax.tree.map(np.asarray, metrics)
+        metrics = jax.device_get(
+            program.measure_lane(program.data, states.params, jnp.int32(lane), eval_batch)
+        )
         lam = float(states.autol2.lam[lane]) if cfg.autol2 else cfg.lam
         rows = pool.rows[i]
         rows.append(
