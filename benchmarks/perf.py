@@ -111,8 +111,9 @@ def bench_steps(rep: Report, limit: float, args: argparse.Namespace) -> None:
     """Step efficiency of each case: toolkit loop, one dispatch per step, PyTorch."""
     n, reps = (2, 1) if args.quick else (5, 3)
     for i, case in enumerate(ps.step_cases(args.data_dir)):
-        # conv nets are very slow in the toolkit's while_loop (see notes): time 1 step, once
-        loop_steps = 0 if i == 0 else (None if args.quick else 1)
+        # conv nets train one dispatch per step on CPU (their while_loop is 5-36x slower;
+        # see the notes), so all cases time n steps, best of reps; quick: FC only
+        loop_steps = 0 if i == 0 or not args.quick else None
         out = ps.bench_case(case, n, reps, loop_steps)
         report_case(rep, case.name, out, limit, first=i == 0)
 

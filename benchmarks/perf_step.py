@@ -3,15 +3,17 @@
 FLOPs are counted analytically from the model's layer shapes: every matrix product and
 convolution of the forward pass costs ``2·(output size)·(contraction size)``; the backward
 pass costs twice the forward (a weight gradient and an input gradient per layer) except the
-first layer's input gradient, which is not needed; the update costs 6 FLOPs per parameter
-(``g + λθ``, ``μv + g``, ``η·v``, ``θ − η·v``). Elementwise work (ReLU, softmax, BatchNorm,
-pooling) is not counted, so the efficiency of BatchNorm nets is a lower bound. XLA's own count
-of the compiled step is printed next to it as a cross-check.
+first layer's input gradient, which is not needed; the update costs 4 FLOPs per parameter
+with plain SGD (``g + λθ``, ``η·g``, ``θ − η·g``) and 6 with momentum (``μv + g`` besides).
+Elementwise work (ReLU, softmax, BatchNorm, pooling) is not counted, so the efficiency of
+BatchNorm nets is a lower bound. XLA's own count of the compiled step is printed next to it
+as a cross-check.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import time
@@ -28,7 +30,7 @@ from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 from l2dynamics.train import step as S
 from l2dynamics.train.run import build_program, init_state, load_data
 
-UPDATE_FLOPS_PER_PARAM = 6
+UPDATE_FLOPS_PER_PARAM = {False: 4, True: 6}  # by whether there is a momentum buffer
 
 
 def best_time(fn: Callable[[], Any], reps: int) -> float:
@@ -99,7 +101,7 @@ def step_flops(program, params: Any, x: jax.Array) -> dict[str, float]:
     forward = sum(op[1] for op in ops)
     n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(params))
     backward = 2 * forward - ops[0][1]
-    update = UPDATE_FLOPS_PER_PARAM * n_params
+    update = UPDATE_FLOPS_PER_PARAM[program.heavy_ball] * n_params
     return {
         "forward": forward,
         "backward": backward,
@@ -144,9 +146,11 @@ def step_cases(data_dir: str) -> list[StepCase]:
 
 
 def time_jax_step(program, state, hyper, n: int, reps: int) -> tuple[float, Any]:
-    """Seconds per step of the toolkit's jitted loop (``run_steps``: a ``while_loop`` of ``n``
-    steps per dispatch; compiled by a 0-step call first), and the state it leaves."""
-    holder = [program.run_steps(program.data, state, hyper, jnp.int32(0))]
+    """Seconds per step of the toolkit's ``run_steps`` (a jitted ``while_loop`` of ``n`` steps
+    per dispatch, or for conv models on CPU one jitted step per dispatch; compiled by a 1-step
+    call first), and the state it leaves."""
+    holder = [program.run_steps(program.data, state, hyper, jnp.int32(1))]
+    holder[0].step.block_until_ready()
 
     def run() -> None:
         holder[0] = program.run_steps(program.data, holder[0], hyper, jnp.int32(n))
@@ -248,7 +252,9 @@ CANONICAL_CONV = "b01f_01io->b01f"
 def noncanonical_convs(program, state, hyper) -> dict[str, tuple[int, int]]:
     """(convolutions, convolutions not in XLA:CPU's fast NHWC/HWIO form) in the compiled
     ``run_steps`` (``while_loop``) and in the compiled single ``train_step``."""
-    loop = program.run_steps.lower(program.data, state, hyper, jnp.int32(1)).compile()
+    # the while_loop itself, compiled explicitly: conv programs on CPU dispatch step by step
+    while_loop = jax.jit(functools.partial(S.run_steps, program.spec))
+    loop = while_loop.lower(program.data, state, hyper, jnp.int32(1)).compile()
     single = jax.jit(lambda s: S.train_step(program.spec, program.data, s, hyper))
     out = {}
     for name, compiled in (("while_loop", loop), ("single", single.lower(state).compile())):

@@ -60,6 +60,16 @@ def test_momentum_is_heavy_ball_with_l2_inside_the_buffer():
         np.testing.assert_allclose(np.asarray(ours[k]), theta[k], atol=1e-5)
 
 
+def test_plain_sgd_has_no_buffer_and_equals_the_buffered_update_at_zero_momentum():
+    params, data_loss = _problem(2)
+    plain, buffered = sgd_l2(0.3, 0.05), sgd_l2(0.3, 0.05, heavy_ball=True)
+    assert len(jax.tree.leaves(plain.init(params))) < len(jax.tree.leaves(buffered.init(params)))
+    a = _run(plain, params, jax.grad(data_loss))
+    b = _run(buffered, params, jax.grad(data_loss))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
 def test_weights_only_mask_leaves_biases_undecayed():
     params = {"dense": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,))}}
     zero = jax.tree.map(jnp.zeros_like, params)

@@ -15,6 +15,7 @@ from l2dynamics.train.run import (
     init_state,
     load_data,
     physical_times,
+    run_program,
     stepwise_dispatch,
     train,
 )
@@ -84,6 +85,20 @@ def test_train_is_deterministic_and_seed_dependent():
     np.testing.assert_array_equal(a.curve["train_loss"], b.curve["train_loss"])
     c = train(dataclasses.replace(SMALL, seed=1))
     assert not np.array_equal(a.curve["train_loss"], c.curve["train_loss"])
+
+
+def test_plain_sgd_program_trains_like_a_buffered_one_and_refuses_momentum():
+    """Plain SGD (μ = 0) runs without a momentum buffer: the same curve as a program that keeps
+    one; a μ ≠ 0 run cannot start on such a program."""
+    ds = load_data(SMALL)
+    plain = build_program(SMALL, ds)
+    buffered = build_program(dataclasses.replace(SMALL, momentum=0.9), ds)
+    assert not plain.heavy_ball and buffered.heavy_ball
+    a = run_program(SMALL, ds, plain)
+    b = run_program(SMALL, ds, buffered)
+    np.testing.assert_array_equal(a.curve["train_loss"], b.curve["train_loss"])
+    with pytest.raises(ValueError, match="momentum buffer"):
+        init_state(dataclasses.replace(SMALL, momentum=0.9), plain)
 
 
 def test_curve_units_and_summary():

@@ -50,6 +50,7 @@ def sgd_l2(
     momentum: float = 0.0,
     *,
     mask: Callable[[Any], Any] | None = None,
+    heavy_ball: bool | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """SGD (optionally heavy-ball momentum) on the loss plus ``(λ/2)‖θ‖²``.
 
@@ -60,17 +61,24 @@ def sgd_l2(
         momentum: μ of the heavy-ball buffer (0 = plain SGD).
         mask: optional callable params → bool pytree selecting the parameters that L2 acts on
             (default: all of them, as in the paper).
+        heavy_ball: whether the transformation keeps a momentum buffer ``v`` (default: when
+            ``momentum`` ≠ 0). Without it the update is ``θ ← θ − η·g``, the same numbers as
+            μ = 0 with the buffer, but with no buffer to store, read and write per step (one
+            parameter-sized array; on the paper's FC a tenth of the step time on CPU). A state
+            without the buffer ignores ``hyperparams["momentum"]``.
 
     Returns:
         An optax transformation whose state holds ``hyperparams["learning_rate"]``,
         ``hyperparams["l2"]`` and ``hyperparams["momentum"]`` as float32 arrays; change them
         with :func:`set_hyperparams`.
     """
+    buffered = momentum != 0 if heavy_ball is None else heavy_ball
 
     def chain(learning_rate, l2, momentum):
+        momentum_buffer = [optax.trace(decay=momentum)] if buffered else []
         return optax.chain(
             optax.add_decayed_weights(l2, mask),
-            optax.trace(decay=momentum),
+            *momentum_buffer,
             optax.scale_by_learning_rate(learning_rate),
         )
 

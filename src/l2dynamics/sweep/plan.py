@@ -35,14 +35,15 @@ LANE_OVERHEAD = 0.5
 
 
 def group_key(cfg: TrainConfig) -> str:
-    """Everything that fixes the compiled program: data, model, loss, batch, schedule kind."""
+    """Everything that fixes the compiled program: data, model, loss, batch, schedule kind,
+    and whether there is a momentum buffer (μ ≠ 0; its value is a run-time array)."""
     fixed = dataclasses.asdict(
         dataclasses.replace(
             cfg,
             eta=0.0,
             lam=0.0,
             seed=0,
-            momentum=0.0,
+            momentum=float(cfg.momentum != 0),
             budget_epochs=None,
             budget_c=None,
             max_epochs=None,

@@ -142,7 +142,8 @@ class Program:
     loop, the measurement and the initial state builder; for a pool of runs stacked along a
     leading axis, the vmapped step loop (``run_many``), the measurement of one lane
     (``measure_lane``) and the replacement of one lane's state and hyperparameters
-    (``put_lane``); and the data already on the device.
+    (``put_lane``); the data already on the device; and whether the optimizer keeps a
+    momentum buffer (``heavy_ball``: built for μ ≠ 0; plain SGD programs have none).
     Built once and reused, so that XLA compiles each function once per shape and the data
     cross to the device once per sweep, not once per run."""
 
@@ -155,6 +156,7 @@ class Program:
     measure_lane: Callable[..., dict[str, jax.Array]]
     put_lane: Callable[..., Any]
     data: S.DeviceData
+    heavy_ball: bool
 
 
 def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
@@ -187,6 +189,7 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         jax.jit(partial(S.measure_lane, spec), static_argnums=(3,)),
         jax.jit(S.put_lane, donate_argnums=(0,)),
         device_data(ds),
+        cfg.momentum != 0,
     )
 
 
@@ -233,6 +236,11 @@ def init_state(cfg: TrainConfig, program: Program) -> S.TrainState:
     the parameters depend on the seed only, so runs with one seed share their initialization.
     The AutoL2 controller starts at λ₀ = ``cfg.lam`` (built on the host, as
     :func:`l2dynamics.autol2.controller.init` defines it)."""
+    if cfg.momentum != 0 and not program.heavy_ball:
+        raise ValueError(
+            f"momentum {cfg.momentum} needs a program with a momentum buffer; this one was "
+            "built for plain SGD (momentum 0)"
+        )
     state = program.init(jax.random.key(cfg.seed), cfg.eta, cfg.lam, cfg.momentum)
     return state._replace(autol2=controller.init(autol2_options(cfg)))
 

@@ -89,7 +89,8 @@ def train_vectorized(
     """Train ``cfgs`` (same architecture, data, batch size and schedule kind) in one pool.
 
     Args:
-        cfgs: the runs; they may differ in η, λ, seed, momentum and budget.
+        cfgs: the runs; they may differ in η, λ, seed, momentum and budget (but not in
+            whether momentum is 0: plain SGD runs without a momentum buffer).
         ds: their data set; program: built by :func:`~l2dynamics.train.run.build_program`
             for any one of them.
         on_result: called as ``on_result(index, result)`` when run ``index`` finishes.
