@@ -64,8 +64,8 @@ def sgd_l2(
         heavy_ball: whether the transformation keeps a momentum buffer ``v`` (default: when
             ``momentum`` ≠ 0). Without it the update is ``θ ← θ − η·g``, the same numbers as
             μ = 0 with the buffer, but with no buffer to store, read and write per step (one
-            parameter-sized array; on the paper's FC a tenth of the step time on CPU). A state
-            without the buffer ignores ``hyperparams["momentum"]``.
+            parameter-sized array). A state without the buffer ignores
+            ``hyperparams["momentum"]``.
 
     Returns:
         An optax transformation whose state holds ``hyperparams["learning_rate"]``,
