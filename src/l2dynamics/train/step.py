@@ -186,8 +186,8 @@ def stepwise(step: Callable[..., TrainState]) -> Callable[..., TrainState]:
     ``run(data, state, hyper, n_steps)`` takes the same arguments as :func:`run_steps` (or
     its vmap, ``n_steps`` per run) and gives the same result. Used for convolutional models
     on XLA:CPU, which leaves its fast convolution path inside a ``while_loop`` body (measured
-    15–36× slower per step: ``benchmarks/RESULTS.md``); a call costs one dispatch per step,
-    small next to a convolution's step.
+    15–36× slower per step: ``benchmarks/RESULTS-xeon-2026-11-28.md``); a call costs one
+    dispatch per step, small next to a convolution's step.
     """
 
     def run(data: DeviceData, state: TrainState, hyper: Hyper, n_steps: Any) -> TrainState:
