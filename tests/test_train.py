@@ -44,7 +44,8 @@ def test_batch_stream_is_one_permutation_per_epoch(batch, n):
     assert not np.array_equal(idx[:n], idx[n : 2 * n])  # a fresh order each epoch
 
 
-def test_evaluate_in_chunks_equals_one_pass():
+@pytest.mark.parametrize("max_batch", [10, 40, 15])  # 11 chunks (lax.map); 3 and 7 (unrolled)
+def test_evaluate_in_chunks_equals_one_pass(max_batch):
     k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
     w = jax.random.normal(k1, (5, 3))
     x = jax.random.normal(k2, (103, 5))
@@ -54,7 +55,7 @@ def test_evaluate_in_chunks_equals_one_pass():
         return xb @ variables["params"]
 
     full = S.evaluate(apply, cross_entropy, w, x, y, max_batch=1000)
-    chunked = S.evaluate(apply, cross_entropy, w, x, y, max_batch=10)
+    chunked = S.evaluate(apply, cross_entropy, w, x, y, max_batch=max_batch)
     np.testing.assert_allclose(np.asarray(full), np.asarray(chunked), rtol=1e-5)
     np.testing.assert_allclose(float(full[0]), float(cross_entropy(x @ w, y)), rtol=1e-5)
 

@@ -199,6 +199,9 @@ def stepwise(step: Callable[..., TrainState]) -> Callable[..., TrainState]:
     return run
 
 
+MAX_UNROLLED_CHUNKS = 8
+
+
 def evaluate(
     apply: Callable[..., jax.Array],
     loss: Callable[[jax.Array, jax.Array], jax.Array],
@@ -208,21 +211,32 @@ def evaluate(
     max_batch: int,
 ) -> tuple[jax.Array, jax.Array]:
     """Bare loss and accuracy over a whole set ``x (N, …)``, ``y (N, k)`` in chunks of at most
-    ``max_batch`` (BatchNorm uses each chunk's statistics, as in the paper)."""
+    ``max_batch`` (BatchNorm uses each chunk's statistics, as in the paper).
+
+    Up to ``MAX_UNROLLED_CHUNKS`` chunks are unrolled (static slices); more go through
+    ``lax.map`` to bound compilation. On XLA:CPU the ``lax.map`` loop costs about 15% of a
+    small FC's measurement (2 chunks of 1000 MNIST images: 4.5 ms against 3.9 ms unrolled).
+    """
     n = x.shape[0]
     a, sa, b, sb = near_equal_chunks(n, max_batch)
+
+    def one(chunk):
+        f = apply({"params": params}, chunk[0], train=False)
+        return loss(f, chunk[1]) * chunk[0].shape[0], correct(f, chunk[1])
 
     def part(xs, ys, count, size):
         if count == 0:
             return jnp.float32(0.0), jnp.float32(0.0)
-        xs = xs.reshape(count, size, *xs.shape[1:])
-        ys = ys.reshape(count, size, *ys.shape[1:])
-
-        def one(chunk):
-            f = apply({"params": params}, chunk[0], train=False)
-            return loss(f, chunk[1]) * size, correct(f, chunk[1])
-
-        losses, hits = jax.lax.map(one, (xs, ys))
+        if count <= MAX_UNROLLED_CHUNKS:
+            parts = [
+                one((xs[i * size : (i + 1) * size], ys[i * size : (i + 1) * size]))
+                for i in range(count)
+            ]
+            losses, hits = (jnp.stack(v) for v in zip(*parts, strict=True))
+        else:
+            xs = xs.reshape(count, size, *xs.shape[1:])
+            ys = ys.reshape(count, size, *ys.shape[1:])
+            losses, hits = jax.lax.map(one, (xs, ys))
         return jnp.sum(losses), jnp.sum(hits)
 
     la, ca = part(x[: a * sa], y[: a * sa], a, sa)
@@ -257,8 +271,11 @@ def lane(stack: Any, index: jax.Array) -> Any:
 def measure_lane(
     spec: StepSpec, data: DeviceData, params: Any, index: jax.Array, eval_batch: int
 ) -> dict[str, jax.Array]:
-    """:func:`measure` of lane ``index`` of stacked ``params`` (leading run axis)."""
-    return measure(spec, data, lane(params, index), eval_batch)
+    """:func:`measure` of lane ``index`` of stacked ``params`` (leading run axis).
+
+    The lane is copied out before use (an optimization barrier), which measured about 7%
+    faster on XLA:CPU for a small FC than letting XLA fuse the lane's slice into its users."""
+    return measure(spec, data, jax.lax.optimization_barrier(lane(params, index)), eval_batch)
 
 
 def put_lane(stack: Any, index: jax.Array, one: Any) -> Any:
