@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
+from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, validate
 from l2dynamics.losses import cross_entropy, one_hot
 from l2dynamics.train import step as S
 from l2dynamics.train.run import (
@@ -14,11 +14,13 @@ from l2dynamics.train.run import (
     build_program,
     init_state,
     load_data,
+    measure_steps,
     physical_times,
     run_program,
     stepwise_dispatch,
     train,
 )
+from l2dynamics.train.schedule import every_k, log_spaced, peak_window
 
 SMALL = TrainConfig(
     data=DataConfig("digits", n_train=128, n_test=200),
@@ -100,6 +102,18 @@ def test_plain_sgd_program_trains_like_a_buffered_one_and_refuses_momentum():
     np.testing.assert_array_equal(a.curve["train_loss"], b.curve["train_loss"])
     with pytest.raises(ValueError, match="momentum buffer"):
         init_state(dataclasses.replace(SMALL, momentum=0.9), plain)
+
+
+def test_measure_steps_follow_the_configured_schedule():
+    expected = {
+        "log": log_spaced(5000, 0.05),
+        "peak": peak_window(5000, 0.05),
+        "every": every_k(5000, SMALL.measure_every),
+    }
+    for kind, steps in expected.items():
+        cfg = dataclasses.replace(SMALL, measure=kind, measure_resolution=0.05)
+        validate(cfg)
+        np.testing.assert_array_equal(measure_steps(cfg, 5000), steps)
 
 
 def test_curve_units_and_summary():

@@ -178,7 +178,8 @@ RUN_OPTIONS = [
         dict(
             default="log",
             show_default=True,
-            help="Measurement schedule: log (log-spaced) or every.",
+            help="Measurement schedule: log (log-spaced), peak (log-spaced, dense only from 1% "
+            "of the budget on) or every.",
         ),
     ),
     (
@@ -196,7 +197,7 @@ RUN_OPTIONS = [
             type=float,
             default=0.05,
             show_default=True,
-            help="Largest relative gap between measurements (--measure log).",
+            help="Largest relative gap between measurements (--measure log or peak).",
         ),
     ),
     (

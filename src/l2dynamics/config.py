@@ -23,7 +23,7 @@ LOSSES = ("xent", "mse")
 LR_SCHEDULES = ("constant", "step")
 L2_MASKS = ("all", "weights")
 
-MEASURE_KINDS = ("log", "every")
+MEASURE_KINDS = ("log", "every", "peak")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +59,10 @@ class TrainConfig:
     ``max_epochs`` (required when λ = 0 and no ``budget_epochs`` is given).
     ``batch_size=None`` means full batch. ``measure="log"`` places measurements so that
     consecutive ones differ by at most a factor ``1 + measure_resolution`` in steps (after the
-    first ``1/measure_resolution`` steps, which are all measured); ``"every"`` measures every
-    ``measure_every`` steps.
+    first ``1/measure_resolution`` steps, which are all measured); ``"peak"`` does so only from
+    1% of the budget on, where the peak is expected, and with 25% gaps before (fewer
+    measurements for long runs; see :func:`l2dynamics.train.schedule.peak_window`);
+    ``"every"`` measures every ``measure_every`` steps.
 
     ``peak_stop`` (opt-in) ends a run early once it has clearly passed its peak: at a
     measurement whose epoch is at least ``peak_stop`` × the epoch of the best test accuracy so

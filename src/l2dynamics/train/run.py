@@ -32,7 +32,7 @@ from l2dynamics.models import build_model
 from l2dynamics.optim import l2_mask, lr_factors_host, set_hyperparams, sgd_l2
 from l2dynamics.results import CURVE_COLUMNS
 from l2dynamics.train import step as S
-from l2dynamics.train.schedule import every_k, log_spaced, relative_resolution
+from l2dynamics.train.schedule import every_k, log_spaced, peak_window, relative_resolution
 from l2dynamics.train.stopping import passed_peak
 
 COLUMNS = CURVE_COLUMNS
@@ -107,6 +107,8 @@ def measure_steps(cfg: TrainConfig, total_steps: int) -> np.ndarray:
     """The configured measurement steps of a run of ``total_steps`` steps."""
     if cfg.measure == "every":
         return every_k(total_steps, cfg.measure_every)
+    if cfg.measure == "peak":
+        return peak_window(total_steps, cfg.measure_resolution)
     return log_spaced(total_steps, cfg.measure_resolution)
 
 
