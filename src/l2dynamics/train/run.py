@@ -165,7 +165,8 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
     """Model, optimizer and jitted functions for ``cfg`` on ``ds``."""
     model = build_model(cfg.model.name, ds.num_classes, **dict(cfg.model.options))
     batch = min(cfg.batch_size or ds.n_train, ds.n_train)
-    tx = sgd_l2(cfg.eta, cfg.lam, cfg.momentum, mask=l2_mask(cfg.l2_mask))
+    heavy_ball = cfg.momentum != 0
+    tx = sgd_l2(cfg.eta, cfg.lam, cfg.momentum, mask=l2_mask(cfg.l2_mask), heavy_ball=heavy_ball)
     d = cfg.data
     spec = S.StepSpec(
         model.apply,
@@ -191,7 +192,7 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         jax.jit(partial(S.measure_lane, spec), static_argnums=(3,)),
         jax.jit(S.put_lane, donate_argnums=(0,)),
         device_data(ds),
-        cfg.momentum != 0,
+        heavy_ball,
     )
 
 

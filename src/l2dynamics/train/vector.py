@@ -162,8 +162,7 @@ def train_vectorized(
         gap = min(pool.due(i) - pool.done[i] for _, i in live)
         lane_steps = np.where(pool.lane_run >= 0, gap, 0)
         states = program.run_many(program.data, states, hyper, jnp.asarray(lane_steps, jnp.int32))
-        step_now = np.asarray(states.step)
-        bad = np.asarray(states.diverged_step)
+        step_now, bad = jax.device_get((states.step, states.diverged_step))
         for lane, i in live:
             pool.done[i] = int(step_now[lane])
             if bad[lane] >= 0:
