@@ -188,7 +188,8 @@ def bench_sweeps(rep: Report, args: argparse.Namespace, baseline: bool) -> None:
         stop = next((c.peak_stop for c in runs if c.peak_stop), 3.0)
         wait_for_quiet(args.wait)
         full = pw.toolkit_sweep(pw.with_peak_stop(runs, None), f"{name}-full")
-        report_overheads(rep, f"{name} (full budget)", full)
+        floor_ms = pw.testset_forward_ms(runs, max(full.probe.widths, default=1))
+        report_overheads(rep, f"{name} (full budget)", full, floor_ms)
         if not baseline:
             continue
         wait_for_quiet(args.wait)
@@ -223,6 +224,14 @@ def report_sweep(rep: Report, name: str, n: int, full, stopped, base, stop: floa
             "≥ 2×" if "full" in label else "≥ 4×",
             load=run.load[1],  # the load when this sweep ended
         )
+    used = stopped.probe.slot_steps[0] / max(full.probe.slot_steps[0], 1)
+    rep.add(
+        "sweep",
+        f"{name}: peak stop, run-steps left of the full budget",
+        f"{used:.0%}",
+        f"ceiling {base.wall_s / (full.wall_s * used):.2f}× if wall fell with run-steps; "
+        f"budget/t* median {budget_over_t_star(full):.1f}",
+    )
     rep.add(
         "sweep",
         f"{name}: peak stop vs full budget (toolkit)",
@@ -255,8 +264,18 @@ def report_sweep(rep: Report, name: str, n: int, full, stopped, base, stop: floa
     )
 
 
-def report_overheads(rep: Report, name: str, run) -> None:
-    """Shares of the wall time, compilation counts and slot utilization of a toolkit sweep."""
+def budget_over_t_star(run) -> float:
+    """The median over runs of budget/t* (both in epochs): how far past its peak a run's
+    budget reaches, which bounds what any stop after the peak can save."""
+    return float(
+        np.median([r["budget_epochs"] / max(r["t_star_epochs"], 1.0) for r in run.results.values()])
+    )
+
+
+def report_overheads(rep: Report, name: str, run, floor_ms: float | None = None) -> None:
+    """Shares of the wall time, compilation counts and slot utilization of a toolkit sweep;
+    with ``floor_ms`` (:func:`perf_sweep.testset_forward_ms`), the measurement share the sweep
+    would have if each measurement cost only its test-set forward pass."""
     p, wall = run.probe, run.wall_s
     parts = {k: p.seconds[k] for k in ("train", "measure", "refill", "compile", "h2d", "d2h")}
     parts["other (host, store)"] = wall - sum(parts.values())
@@ -273,6 +292,15 @@ def report_overheads(rep: Report, name: str, run) -> None:
         f"{p.counts['measure']} calls",
         "≤ 10%",
     )
+    if floor_ms is not None:
+        floor = p.counts["measure"] * floor_ms / 1e3
+        rep.add(
+            "overheads",
+            f"{name}: measurement floor (test-set forward only)",
+            f"{floor / (wall - parts['measure'] + floor):.1%}",
+            f"{p.counts['measure']} calls × {floor_ms:.2f} ms = {floor:.1f} s "
+            f"of {parts['measure']:.1f} s measured",
+        )
     main = {k: p.compiles[k] for k in pw.MAIN_PROGRAMS}
     rep.add(
         "overheads",

@@ -33,6 +33,7 @@ from l2dynamics.experiments.spec import load_experiment
 from l2dynamics.sweep import Sweep, run_sweep
 from l2dynamics.sweep.spec import run_hash
 from l2dynamics.sweep.store import RunStore
+from l2dynamics.train import step as S
 
 COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_trace_duration",
@@ -257,6 +258,41 @@ def toolkit_inits(runs: Sequence[TrainConfig]) -> dict[int, Any]:
         )
         for s in seeds
     }
+
+
+def testset_forward_ms(
+    runs: Sequence[TrainConfig], width: int, reps: int = 5, calls: int = 50
+) -> float:
+    """Milliseconds of the least a measurement of one pool lane can cost: the forward pass
+    over the test set alone (its loss and hits, in the toolkit's evaluation chunks), on a
+    stack of ``width`` lanes, copied out as the pool's measurement does; best of ``reps``
+    means over ``calls`` calls, each run to completion and its two scalars fetched.
+
+    The toolkit's measurement adds the training-set pass, ‖θ‖² and the host's bookkeeping;
+    what it cannot drop without measuring less is this pass (test accuracy is what t* is read
+    from). So ``calls × this`` bounds the measurement time of a sweep at its schedule."""
+    cfg = runs[0]
+    ds = run_mod.load_data(cfg)
+    program = run_mod.build_program(cfg, ds)
+    lanes = [runs[i % len(runs)] for i in range(width)]
+    stack = vector.stack_states([run_mod.init_state(c, program) for c in lanes])
+    eval_batch = min(cfg.eval_batch_size, max(ds.n_train, ds.n_test))
+    spec, data = program.spec, program.data
+
+    def forward(params: Any, index: jax.Array) -> tuple[jax.Array, jax.Array]:
+        one = jax.lax.optimization_barrier(S.lane(params, index))
+        return S.evaluate(spec.apply, spec.loss, one, data.x_test, data.y_test, eval_batch)
+
+    fn = jax.jit(forward)
+    index = jax.numpy.int32(0)
+    jax.device_get(fn(stack.params, index))  # compile
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        for _ in range(calls):
+            jax.device_get(fn(stack.params, index))
+        best = min(best, (time.perf_counter() - start) / calls)
+    return 1e3 * best
 
 
 # --------------------------------------------------------------------------- comparing
