@@ -325,9 +325,10 @@ def report_overheads(rep: Report, name: str, run, floor_ms: float | None = None)
     useful, executed = p.slot_steps
     rep.add(
         "overheads",
-        f"{name}: vmapped slot utilization",
+        f"{name}: lane utilization",
         f"{useful / max(executed, 1):.0%}",
-        f"{useful:,} run-steps used of {executed:,} stepped",
+        f"{useful:,} run-steps used of {executed:,} stepped"
+        + (f" ({p.alone_steps:,} of them alone, the pools' tails)" if p.alone_steps else ""),
     )
     if "full" in name:
         rep.target(

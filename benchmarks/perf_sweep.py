@@ -52,6 +52,7 @@ class Probe:
         self.compiles: collections.Counter[str] = collections.Counter()
         self.slot_steps = [0, 0]  # [useful run-steps, executed run-steps (width × longest)]
         self.widths: set[int] = set()  # vmapped widths the training loop ran at
+        self.alone_steps = 0  # steps of runs trained alone (a pool's tail)
         self.active = False
 
     def on_event(self, event: str, seconds: float, **kwargs: Any) -> None:
@@ -72,14 +73,20 @@ class Probe:
             spent = time.perf_counter() - start - (self.seconds["compile"] - compiled)
             self.seconds[kind] += spent
             self.counts[kind] += 1
-            if kind == "train" and np.ndim(args[-1]):
-                n = np.asarray(args[-1])
-                self.slot_steps[0] += int(n.sum())
-                self.slot_steps[1] += int(n.max()) * n.size
-                self.widths.add(n.size)
+            if kind == "train":
+                self._count_steps(np.asarray(args[-1]))
             return out
 
         return wrapper
+
+    def _count_steps(self, n: np.ndarray) -> None:
+        """Book a dispatch of ``n`` steps per lane (a scalar: one run alone, the pool's tail)."""
+        self.slot_steps[0] += int(n.sum())
+        self.slot_steps[1] += int(n.max()) * n.size
+        if n.ndim:
+            self.widths.add(n.size)
+        else:
+            self.alone_steps += int(n)
 
 
 class _TimedNumpy:

@@ -9,12 +9,18 @@ within an ulp: we check they are equal.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 from l2dynamics.train.run import build_program, load_data, run_program, train
-from l2dynamics.train.vector import train_vectorized
+from l2dynamics.train.vector import (
+    LANE_OVERHEAD,
+    hand_over_tail,
+    tail_saving,
+    train_vectorized,
+)
 
 BASE = TrainConfig(
     data=DataConfig("digits", n_train=128, n_test=200),
@@ -87,3 +93,59 @@ def test_a_narrow_pool_refills_its_lanes_compiles_once_and_equals_one_by_one():
         np.testing.assert_array_equal(got[i].curve["step"], alone.curve["step"])
         np.testing.assert_allclose(got[i].curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)
         assert got[i].best_test_acc == alone.best_test_acc
+
+
+def test_tail_saving_counts_lane_steps_of_the_pool_against_one_by_one():
+    # a pool step costs width + a lanes' worth, a one-run step 1 + a (a = LANE_OVERHEAD)
+    a = LANE_OVERHEAD
+    assert tail_saving([100], 6) == 100 * (6 + a) - 100 * (1 + a)
+    assert tail_saving([100, 50, 10], 6) == 100 * (6 + a) - 160 * (1 + a)
+    assert tail_saving([], 6) == 0.0
+
+
+def test_the_tail_is_handed_over_only_when_the_queue_is_dry_and_half_the_lanes_idle():
+    saving = tail_saving([100, 40], 4)
+    assert hand_over_tail([100, 40], 4, queued=0, min_saving=saving)
+    assert not hand_over_tail([100, 40], 4, queued=0, min_saving=saving + 1)
+    assert not hand_over_tail([100, 40], 4, queued=1, min_saving=0)
+    assert not hand_over_tail([100, 40, 10], 4, queued=0, min_saving=0)
+    assert not hand_over_tail([], 4, queued=0, min_saving=0)
+    assert not hand_over_tail([100], 1, queued=0, min_saving=0)
+
+
+def test_a_pool_hands_its_tail_to_the_one_run_program_and_equals_one_by_one():
+    """Budgets of 4, 8 and 40 steps in 2 lanes: the 40- and 8-step runs start, then the 8-step
+    run's lane takes the 4-step one; when that ends the queue is dry and one lane idles, so the
+    pool hands its last run (28 steps left, peak-aware stop on) to the one-run program. Every
+    run equals its one-by-one twin, with the hand-over and without it."""
+    cfgs = [
+        dataclasses.replace(BASE, budget_c=None, budget_epochs=e, peak_stop=p)
+        for e, p in ((1.0, None), (2.0, None), (10.0, 3.0))
+    ]
+    ds = load_data(BASE)
+    handed, kept = build_program(BASE, ds), build_program(BASE, ds)
+    got, ref, ticks = {}, {}, []
+    train_vectorized(
+        cfgs,
+        ds,
+        handed,
+        on_result=got.__setitem__,
+        on_measure=lambda step, active: ticks.append(active),
+        slots=2,
+        tail_min_saving=0,
+    )
+    train_vectorized(cfgs, ds, kept, on_result=ref.__setitem__, slots=2, tail_min_saving=math.inf)
+    assert handed.run_steps._cache_size() == 1 and handed.measure._cache_size() == 1
+    assert kept.run_steps._cache_size() == 0 and kept.measure._cache_size() == 0
+    assert ticks[-1] == 1  # the tail trains one run at a time
+    for i, cfg in enumerate(cfgs):
+        alone = run_program(cfg, ds, build_program(BASE, ds))
+        for r in (got[i], ref[i]):
+            assert (r.status, r.steps, r.stopped_at_peak) == (
+                alone.status,
+                alone.steps,
+                alone.stopped_at_peak,
+            )
+            np.testing.assert_array_equal(r.curve["step"], alone.curve["step"])
+            np.testing.assert_allclose(r.curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)
+            assert r.best_test_acc == alone.best_test_acc

@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 
 from l2dynamics.config import TrainConfig
+from l2dynamics.train.vector import LANE_OVERHEAD
 
 # From benchmarks/vectorize.py on a 2-core CPU (numbers in benchmarks/RESULTS-vectorize.md):
 # vmap paid 1.5x for 8 runs of 13k parameters and 1.35x for 8 runs of 150k, lost (0.72x) for
@@ -28,10 +29,6 @@ MAX_VECTORIZED_PARAMS = 500_000
 CHUNK_PARAM_BYTES = 4 << 20
 MAX_CHUNK = 64
 BYTES_PER_PARAM = 4 * 5  # float32 params, grads, momentum buffer, updates and a spare copy
-# The fixed part of a vmapped step, in lanes' worth of compute: benchmarks/vectorize.py measured
-# a 1.53× gain for 8 lanes of a 13k-parameter FC, i.e. 8·(a + 1)/(a + 8) = 1.53, a ≈ 0.65, and
-# less gain for larger models (smaller a). 0.5 is a round value between, not a fitted one.
-LANE_OVERHEAD = 0.5
 
 
 def group_key(cfg: TrainConfig) -> str:

@@ -9,6 +9,11 @@ queue runs dry. Each lane keeps its own step counter, data order and measurement
 run measures exactly where it would alone and differs from a one-by-one run only by float32
 reduction order. Measurements are taken lane by lane (one compiled program serves any lane),
 so no lane pays for another's schedule.
+
+A vmapped step computes every lane, held or not. Once the queue is dry and at most half the
+lanes hold runs, the pool may hand its last runs to the one-run program, one after the other
+(its *tail*): that costs one more compilation per pool and pays where runs end at unforeseen
+steps (the peak-aware stop), which leaves a few long runs alone in a wide pool.
 """
 
 from __future__ import annotations
@@ -37,6 +42,36 @@ from l2dynamics.train.run import (
 )
 
 ResultFn = Callable[[int, RunResult], None]
+
+# The fixed part of a vmapped step, in lanes' worth of compute: benchmarks/vectorize.py measured
+# a 1.53× gain for 8 lanes of a 13k-parameter FC, i.e. 8·(a + 1)/(a + 8) = 1.53, a ≈ 0.65, and
+# less gain for larger models (smaller a). 0.5 is a round value between, not a fitted one.
+LANE_OVERHEAD = 0.5
+# Lane-steps a tail hand-over must save to pay for compiling the one-run step loop and
+# measurement: about 1 s on a 2-core CPU for a small FC, i.e. about 1,500 of its lane-steps
+# (0.65 ms each for the quickstart's FC); larger models compile in fewer of their steps.
+TAIL_MIN_SAVING = 2000.0
+
+
+def tail_saving(remaining: Sequence[int], width: int) -> float:
+    """Lane-steps saved by training runs with ``remaining`` steps to their budgets one after the
+    other instead of in a pool of ``width`` lanes: the pool pays ``width + a`` per step for the
+    longest, one by one pays ``1 + a`` per step for each (``a``: :data:`LANE_OVERHEAD`)."""
+    if not remaining:
+        return 0.0
+    return max(remaining) * (width + LANE_OVERHEAD) - sum(remaining) * (1 + LANE_OVERHEAD)
+
+
+def hand_over_tail(remaining: Sequence[int], width: int, queued: int, min_saving: float) -> bool:
+    """Whether a pool of ``width`` lanes with ``queued`` runs waiting and live runs with
+    ``remaining`` steps to their budgets should hand them to the one-run program: the queue is
+    dry, at most half the lanes hold runs, and that saves at least ``min_saving`` lane-steps
+    (an upper bound under the peak-aware stop, which may end runs before their budgets)."""
+    return (
+        queued == 0
+        and 0 < 2 * len(remaining) <= width
+        and tail_saving(remaining, width) >= min_saving
+    )
 
 
 def stack_states(states: Sequence[S.TrainState]) -> S.TrainState:
@@ -85,6 +120,7 @@ def train_vectorized(
     on_result: ResultFn,
     on_measure: Callable[[int, int], None] | None = None,
     slots: int | None = None,
+    tail_min_saving: float = TAIL_MIN_SAVING,
 ) -> None:
     """Train ``cfgs`` (same architecture, data, batch size and schedule kind) in one pool.
 
@@ -98,6 +134,8 @@ def train_vectorized(
             ``step`` being the largest step count among the runs in the pool.
         slots: the pool's width, its number of lanes (default: one per run). With fewer lanes
             than runs the pool refills; extra lanes stay empty and never step.
+        tail_min_saving: lane-steps a hand-over of the pool's tail to the one-run program
+            must save (:func:`hand_over_tail`); ``math.inf``: never hand over.
     """
     start = time.perf_counter()
     width = max(1, slots or len(cfgs))
@@ -134,14 +172,10 @@ def train_vectorized(
         states, hyper = program.put_lane((states, hyper), jnp.int32(lane), one)
         pool.lane_run[lane] = j
 
-    def measure(lane: int, i: int) -> bool:
-        """Measure run ``i`` (in ``lane``) and hand it over if it has ended; True if it has."""
-        cfg, step = pool.cfgs[i], pool.done[i]
-        metrics = jax.device_get(
-            program.measure_lane(program.data, states.params, jnp.int32(lane), eval_batch)
-        )
-        lam = float(states.autol2.lam[lane]) if cfg.autol2 else cfg.lam
-        rows = pool.rows[i]
+    def record(i: int, metrics: dict[str, float], lam: float) -> bool:
+        """Add run ``i``'s measurement at its current step and hand the run over if it has
+        ended; True if it has. ``lam``: λ now (the controller's, with AutoL2)."""
+        cfg, step, rows = pool.cfgs[i], pool.done[i], pool.rows[i]
         rows.append(
             make_row(cfg, metrics, step, pool.batch, ds, pool.mtimes[i], pool.totals[i], lam, rows)
         )
@@ -154,10 +188,40 @@ def train_vectorized(
             return False
         return True
 
+    def measure(lane: int, i: int) -> bool:
+        """Measure run ``i`` in ``lane``; True if the run has ended (see ``record``)."""
+        metrics = jax.device_get(
+            program.measure_lane(program.data, states.params, jnp.int32(lane), eval_batch)
+        )
+        cfg = pool.cfgs[i]
+        return record(i, metrics, float(states.autol2.lam[lane]) if cfg.autol2 else cfg.lam)
+
+    def alone(i: int, state: S.TrainState, hyp: S.Hyper, left: int) -> None:
+        """Train run ``i`` to its end with the one-run program (``left`` runs in the tail)."""
+        while True:
+            gap = jnp.int32(pool.due(i) - pool.done[i])
+            state = program.run_steps(program.data, state, hyp, gap)
+            step, bad = jax.device_get((state.step, state.diverged_step))
+            pool.done[i] = int(step)
+            if on_measure:
+                on_measure(pool.done[i], left)
+            if bad >= 0:
+                return finish(i, int(bad))
+            metrics = jax.device_get(program.measure(program.data, state.params, eval_batch))
+            cfg = pool.cfgs[i]
+            if record(i, metrics, float(state.autol2.lam) if cfg.autol2 else cfg.lam):
+                return
+
     while True:
         _measure_due(pool, measure, refill)
         live = pool.live()
         if not live:
+            return
+        remaining = [pool.totals[i] - pool.done[i] for _, i in live]
+        if hand_over_tail(remaining, width, len(pool.queue), tail_min_saving):
+            for k, (lane, i) in enumerate(live):
+                state, hyp = S.lane((states, hyper), jnp.int32(lane))
+                alone(i, state, hyp, len(live) - k)
             return
         gap = min(pool.due(i) - pool.done[i] for _, i in live)
         lane_steps = np.where(pool.lane_run >= 0, gap, 0)
