@@ -47,9 +47,10 @@ ResultFn = Callable[[int, RunResult], None]
 # a 1.53× gain for 8 lanes of a 13k-parameter FC, i.e. 8·(a + 1)/(a + 8) = 1.53, a ≈ 0.65, and
 # less gain for larger models (smaller a). 0.5 is a round value between, not a fitted one.
 LANE_OVERHEAD = 0.5
-# Lane-steps a tail hand-over must save to pay for compiling the one-run step loop and
-# measurement: about 1 s on a 2-core CPU for a small FC, i.e. about 1,500 of its lane-steps
-# (0.65 ms each for the quickstart's FC); larger models compile in fewer of their steps.
+# Lane-steps a tail hand-over must save to pay for what it compiles on first use (the lane
+# extraction, the one-run step loop and measurement): measured 0.7-1.1 s on a 2-core CPU for
+# the benchmark grids' FCs, about 1,700 lane-steps of the quickstart's (0.65 ms each); larger
+# models compile in fewer of their steps, so the rule errs towards keeping the pool.
 TAIL_MIN_SAVING = 2000.0
 
 
