@@ -77,3 +77,24 @@ def test_vectorized_autol2_runs_keep_their_own_state():
 def test_bad_autol2_options_are_named(field, value):
     with pytest.raises(ConfigError, match=field):
         validate(dataclasses.replace(CFG, **{field: value}))
+
+
+def test_autol2_runs_keep_their_schedule_through_a_tail_hand_over():
+    """The 30-step run ends first, the pool's queue is dry and one of its 2 lanes idles: the
+    300-step run is handed to the one-run program with its controller state and continues
+    its λ schedule as if alone."""
+    cfgs = [CFG, dataclasses.replace(CFG, lam=0.2, budget_epochs=30)]
+    ds = load_data(CFG)
+    got = {}
+    program = build_program(CFG, ds)
+    train_vectorized(cfgs, ds, program, on_result=got.__setitem__, slots=2, tail_min_saving=0)
+    assert program.run_steps._cache_size() == 1  # the tail was handed over
+    for i, cfg in enumerate(cfgs):
+        alone = train(cfg, dataset=ds)
+        np.testing.assert_array_equal(got[i].curve["step"], alone.curve["step"])
+        np.testing.assert_allclose(got[i].curve["lam"], alone.curve["lam"], rtol=1e-6)
+        np.testing.assert_allclose(got[i].curve["tau"], alone.curve["tau"], rtol=1e-6)
+        np.testing.assert_allclose(got[i].curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)
+    c = got[0].curve
+    after = c["step"] > 30  # the hand-over came when the 30-step run ended
+    assert c["lam"][after][-1] < c["lam"][after][0]  # λ decayed after it too
