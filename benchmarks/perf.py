@@ -265,11 +265,11 @@ def report_sweep(rep: Report, name: str, n: int, full, stopped, base, stop: floa
 
 
 def budget_over_t_star(run) -> float:
-    """The median over runs of budget/t* (both in epochs): how far past its peak a run's
-    budget reaches, which bounds what any stop after the peak can save."""
-    return float(
-        np.median([r["budget_epochs"] / max(r["t_star_epochs"], 1.0) for r in run.results.values()])
-    )
+    """The median over the runs that did not diverge of budget/t* (both in epochs, t* taken as
+    at least 1 epoch): how far past its peak a run's budget reaches, which bounds what any stop
+    after the peak can save."""
+    done = [r for r in run.results.values() if r["status"] == "done"]
+    return float(np.median([r["budget_epochs"] / max(r["t_star_epochs"], 1.0) for r in done]))
 
 
 def report_overheads(rep: Report, name: str, run, floor_ms: float | None = None) -> None:
@@ -328,7 +328,7 @@ def report_overheads(rep: Report, name: str, run, floor_ms: float | None = None)
         f"{name}: lane utilization",
         f"{useful / max(executed, 1):.0%}",
         f"{useful:,} run-steps used of {executed:,} stepped"
-        + (f" ({p.alone_steps:,} of them alone, the pools' tails)" if p.alone_steps else ""),
+        + (f" ({p.alone_steps:,} of them one run at a time)" if p.alone_steps else ""),
     )
     if "full" in name:
         rep.target(

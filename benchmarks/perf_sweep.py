@@ -284,20 +284,20 @@ def testset_forward_ms(
     lanes = [runs[i % len(runs)] for i in range(width)]
     stack = vector.stack_states([run_mod.init_state(c, program) for c in lanes])
     eval_batch = min(cfg.eval_batch_size, max(ds.n_train, ds.n_test))
-    spec, data = program.spec, program.data
+    spec = program.spec
 
-    def forward(params: Any, index: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def forward(data: S.DeviceData, params: Any, index: jax.Array) -> tuple[jax.Array, jax.Array]:
         one = jax.lax.optimization_barrier(S.lane(params, index))
         return S.evaluate(spec.apply, spec.loss, one, data.x_test, data.y_test, eval_batch)
 
-    fn = jax.jit(forward)
+    fn = jax.jit(forward)  # the data as an argument, as the sweep's measurement takes them
     index = jax.numpy.int32(0)
-    jax.device_get(fn(stack.params, index))  # compile
+    jax.device_get(fn(program.data, stack.params, index))  # compile
     best = float("inf")
     for _ in range(reps):
         start = time.perf_counter()
         for _ in range(calls):
-            jax.device_get(fn(stack.params, index))
+            jax.device_get(fn(program.data, stack.params, index))
         best = min(best, (time.perf_counter() - start) / calls)
     return 1e3 * best
 

@@ -113,39 +113,78 @@ def test_the_tail_is_handed_over_only_when_the_queue_is_dry_and_half_the_lanes_i
     assert not hand_over_tail([100], 1, queued=0, min_saving=0)
 
 
+def _same_as_alone(got, cfgs, ds):
+    """Each result in ``got`` equals its one-by-one twin (up to float32 reduction order)."""
+    for i, cfg in enumerate(cfgs):
+        alone = run_program(cfg, ds, build_program(BASE, ds))
+        r = got[i]
+        assert (r.status, r.steps, r.diverged_step, r.stopped_at_peak) == (
+            alone.status,
+            alone.steps,
+            alone.diverged_step,
+            alone.stopped_at_peak,
+        )
+        np.testing.assert_array_equal(r.curve["step"], alone.curve["step"])
+        if r.status == "done":
+            np.testing.assert_allclose(r.curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)
+            assert r.best_test_acc == alone.best_test_acc
+
+
 def test_a_pool_hands_its_tail_to_the_one_run_program_and_equals_one_by_one():
-    """Budgets of 4, 8 and 40 steps in 2 lanes: the 40- and 8-step runs start, then the 8-step
-    run's lane takes the 4-step one; when that ends the queue is dry and one lane idles, so the
-    pool hands its last run (28 steps left, peak-aware stop on) to the one-run program. Every
-    run equals its one-by-one twin, with the hand-over and without it."""
+    """Budgets of 4, 8 and 120 steps in 2 lanes: the 120- and 8-step runs start, then the
+    8-step run's lane takes the 4-step one; when that ends the queue is dry and one lane idles,
+    so the pool hands its last run (108 steps left) to the one-run program, where the
+    peak-aware stop ends it (t* = 34 steps, stop at 106). Every run equals its one-by-one twin,
+    with the hand-over and without it."""
+    long = dataclasses.replace(BASE, eta=1.0, lam=0.03, budget_c=None, budget_epochs=30.0)
     cfgs = [
-        dataclasses.replace(BASE, budget_c=None, budget_epochs=e, peak_stop=p)
-        for e, p in ((1.0, None), (2.0, None), (10.0, 3.0))
+        dataclasses.replace(BASE, budget_c=None, budget_epochs=1.0),
+        dataclasses.replace(BASE, budget_c=None, budget_epochs=2.0),
+        dataclasses.replace(long, peak_stop=3.0),
     ]
     ds = load_data(BASE)
     handed, kept = build_program(BASE, ds), build_program(BASE, ds)
-    got, ref, ticks = {}, {}, []
-    train_vectorized(
-        cfgs,
-        ds,
-        handed,
-        on_result=got.__setitem__,
-        on_measure=lambda step, active: ticks.append(active),
-        slots=2,
-        tail_min_saving=0,
-    )
+    got, ref = {}, {}
+    train_vectorized(cfgs, ds, handed, on_result=got.__setitem__, slots=2, tail_min_saving=0)
     train_vectorized(cfgs, ds, kept, on_result=ref.__setitem__, slots=2, tail_min_saving=math.inf)
     assert handed.run_steps._cache_size() == 1 and handed.measure._cache_size() == 1
     assert kept.run_steps._cache_size() == 0 and kept.measure._cache_size() == 0
-    assert ticks[-1] == 1  # the tail trains one run at a time
-    for i, cfg in enumerate(cfgs):
-        alone = run_program(cfg, ds, build_program(BASE, ds))
-        for r in (got[i], ref[i]):
-            assert (r.status, r.steps, r.stopped_at_peak) == (
-                alone.status,
-                alone.steps,
-                alone.stopped_at_peak,
-            )
-            np.testing.assert_array_equal(r.curve["step"], alone.curve["step"])
-            np.testing.assert_allclose(r.curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)
-            assert r.best_test_acc == alone.best_test_acc
+    assert got[2].stopped_at_peak and got[2].steps < 120
+    _same_as_alone(got, cfgs, ds)
+    _same_as_alone(ref, cfgs, ds)
+
+
+def test_a_tail_of_several_runs_trains_them_one_after_the_other():
+    """3 runs in 4 lanes: when the shortest ends, 2 of 4 lanes hold runs and both are handed
+    over, in lane order (the 20-step run, then the 12-step one); progress counts the runs left
+    in the tail, 2 then 1, and the largest step among them."""
+    cfgs = [dataclasses.replace(BASE, budget_c=None, budget_epochs=e) for e in (1.0, 3.0, 5.0)]
+    ds = load_data(BASE)
+    program = build_program(BASE, ds)
+    got, ticks = {}, []
+    train_vectorized(
+        cfgs,
+        ds,
+        program,
+        on_result=got.__setitem__,
+        on_measure=lambda step, active: ticks.append((step, active)),
+        slots=4,
+        tail_min_saving=0,
+    )
+    assert program.run_steps._cache_size() == 1
+    tail = ticks[ticks.index((4, 3)) + 1 :]  # after the dispatch that ends the 4-step run
+    assert [a for _, a in tail] == sorted((a for _, a in tail), reverse=True)
+    assert (20, 2) in tail and tail[-1] == (12, 1)
+    _same_as_alone(got, cfgs, ds)
+
+
+def test_a_run_that_diverges_in_the_tail_is_reported_diverged():
+    """A lone run in 2 lanes is handed over at once; it diverges there at step 3, as alone."""
+    cfgs = [dataclasses.replace(BASE, eta=1e5, budget_c=None, budget_epochs=4.0)]
+    ds = load_data(BASE)
+    program = build_program(BASE, ds)
+    got = {}
+    train_vectorized(cfgs, ds, program, on_result=got.__setitem__, slots=2, tail_min_saving=0)
+    assert program.run_steps._cache_size() == 1 and program.run_many._cache_size() == 0
+    assert got[0].status == "diverged" and got[0].diverged_step == 3
+    _same_as_alone(got, cfgs, ds)

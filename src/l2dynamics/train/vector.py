@@ -12,13 +12,16 @@ so no lane pays for another's schedule.
 
 A vmapped step computes every lane, held or not. Once the queue is dry and at most half the
 lanes hold runs, the pool may hand its last runs to the one-run program, one after the other
-(its *tail*): that costs one more compilation per pool and pays where runs end at unforeseen
-steps (the peak-aware stop), which leaves a few long runs alone in a wide pool.
+(its *tail*): that costs one more compilation per program and pays where runs end at
+unforeseen steps (the peak-aware stop), which leaves a few long runs alone in a wide pool. The
+cost model is the CPU's (a lane costs about its own compute); on accelerators, where extra
+lanes cost little, pools keep their tails.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -67,12 +70,16 @@ def hand_over_tail(remaining: Sequence[int], width: int, queued: int, min_saving
     """Whether a pool of ``width`` lanes with ``queued`` runs waiting and live runs with
     ``remaining`` steps to their budgets should hand them to the one-run program: the queue is
     dry, at most half the lanes hold runs, and that saves at least ``min_saving`` lane-steps
-    (an upper bound under the peak-aware stop, which may end runs before their budgets)."""
+    (estimated from the budgets: the peak-aware stop may end runs earlier, which can make the
+    real saving smaller or larger)."""
     return (
         queued == 0
         and 0 < 2 * len(remaining) <= width
         and tail_saving(remaining, width) >= min_saving
     )
+
+
+_take_lane = jax.jit(S.lane)  # one dispatch for a whole lane (eager indexing: one per leaf)
 
 
 def stack_states(states: Sequence[S.TrainState]) -> S.TrainState:
@@ -121,7 +128,7 @@ def train_vectorized(
     on_result: ResultFn,
     on_measure: Callable[[int, int], None] | None = None,
     slots: int | None = None,
-    tail_min_saving: float = TAIL_MIN_SAVING,
+    tail_min_saving: float | None = None,
 ) -> None:
     """Train ``cfgs`` (same architecture, data, batch size and schedule kind) in one pool.
 
@@ -132,11 +139,13 @@ def train_vectorized(
             for any one of them.
         on_result: called as ``on_result(index, result)`` when run ``index`` finishes.
         on_measure: called as ``on_measure(step, active_runs)`` after each dispatch of steps,
-            ``step`` being the largest step count among the runs in the pool.
+            ``step`` being the largest step count among the runs in the pool (in its tail:
+            among the runs not yet finished).
         slots: the pool's width, its number of lanes (default: one per run). With fewer lanes
             than runs the pool refills; extra lanes stay empty and never step.
         tail_min_saving: lane-steps a hand-over of the pool's tail to the one-run program
-            must save (:func:`hand_over_tail`); ``math.inf``: never hand over.
+            must save (:func:`hand_over_tail`); ``math.inf``: never hand over. Default:
+            :data:`TAIL_MIN_SAVING` on the CPU backend, never elsewhere.
     """
     start = time.perf_counter()
     width = max(1, slots or len(cfgs))
@@ -149,6 +158,9 @@ def train_vectorized(
     states = stack_states([init_state(pool.cfgs[i], program) for i in padded])
     hyper = stack_states([_hyper(pool.cfgs[i], pool.totals[i]) for i in padded])
     eval_batch = min(pool.cfgs[0].eval_batch_size, max(ds.n_train, ds.n_test))
+    min_saving = tail_min_saving
+    if min_saving is None:
+        min_saving = TAIL_MIN_SAVING if jax.default_backend() == "cpu" else math.inf
 
     def finish(i: int, diverged: int | None) -> None:
         wall = time.perf_counter() - start
@@ -197,17 +209,19 @@ def train_vectorized(
         cfg = pool.cfgs[i]
         return record(i, metrics, float(states.autol2.lam[lane]) if cfg.autol2 else cfg.lam)
 
-    def alone(i: int, state: S.TrainState, hyp: S.Hyper, left: int) -> None:
-        """Train run ``i`` to its end with the one-run program (``left`` runs in the tail)."""
+    def alone(i: int, state: S.TrainState, hyp: S.Hyper, left: list[int]) -> None:
+        """Train run ``i`` to its end with the one-run program (``left``: the tail's runs not
+        yet finished, ``i`` among them)."""
         while True:
             gap = jnp.int32(pool.due(i) - pool.done[i])
             state = program.run_steps(program.data, state, hyp, gap)
             step, bad = jax.device_get((state.step, state.diverged_step))
             pool.done[i] = int(step)
             if on_measure:
-                on_measure(pool.done[i], left)
+                on_measure(max(pool.done[j] for j in left), len(left))
             if bad >= 0:
-                return finish(i, int(bad))
+                finish(i, int(bad))
+                return
             metrics = jax.device_get(program.measure(program.data, state.params, eval_batch))
             cfg = pool.cfgs[i]
             if record(i, metrics, float(state.autol2.lam) if cfg.autol2 else cfg.lam):
@@ -219,10 +233,10 @@ def train_vectorized(
         if not live:
             return
         remaining = [pool.totals[i] - pool.done[i] for _, i in live]
-        if hand_over_tail(remaining, width, len(pool.queue), tail_min_saving):
+        if hand_over_tail(remaining, width, len(pool.queue), min_saving):
             for k, (lane, i) in enumerate(live):
-                state, hyp = S.lane((states, hyper), jnp.int32(lane))
-                alone(i, state, hyp, len(live) - k)
+                state, hyp = _take_lane((states, hyper), jnp.int32(lane))
+                alone(i, state, hyp, [j for _, j in live[k:]])
             return
         gap = min(pool.due(i) - pool.done[i] for _, i in live)
         lane_steps = np.where(pool.lane_run >= 0, gap, 0)
