@@ -267,17 +267,19 @@ def toolkit_inits(runs: Sequence[TrainConfig]) -> dict[int, Any]:
     }
 
 
-def testset_forward_ms(
-    runs: Sequence[TrainConfig], width: int, reps: int = 5, calls: int = 50
-) -> float:
-    """Milliseconds of the least a measurement of one pool lane can cost: the forward pass
-    over the test set alone (its loss and hits, in the toolkit's evaluation chunks), on a
-    stack of ``width`` lanes, copied out as the pool's measurement does; best of ``reps``
-    means over ``calls`` calls, each run to completion and its two scalars fetched.
+def measurement_floor(
+    runs: Sequence[TrainConfig], width: int, rounds: int = 7, calls: int = 40
+) -> tuple[float, float]:
+    """Milliseconds of (the test-set forward pass of one pool lane, the pool's whole lane
+    measurement), timed in alternation on a stack of ``width`` lanes: the medians over
+    ``rounds`` rounds of the mean of ``calls`` calls each, every call run to completion and its
+    scalars fetched. Alternating keeps the two on the same footing when the machine's speed
+    drifts (on a shared 2-core machine it does, by up to half).
 
-    The toolkit's measurement adds the training-set pass, ‖θ‖² and the host's bookkeeping;
-    what it cannot drop without measuring less is this pass (test accuracy is what t* is read
-    from). So ``calls × this`` bounds the measurement time of a sweep at its schedule."""
+    The test-set pass is the least a measurement can cost (t* is read from test accuracy, over
+    the whole test set, in the toolkit's evaluation chunks); the lane measurement adds the
+    training-set pass and ‖θ‖². Their ratio scales a sweep's measured measurement time to its
+    floor."""
     cfg = runs[0]
     ds = run_mod.load_data(cfg)
     program = run_mod.build_program(cfg, ds)
@@ -290,16 +292,22 @@ def testset_forward_ms(
         one = jax.lax.optimization_barrier(S.lane(params, index))
         return S.evaluate(spec.apply, spec.loss, one, data.x_test, data.y_test, eval_batch)
 
-    fn = jax.jit(forward)  # the data as an argument, as the sweep's measurement takes them
+    test_pass = jax.jit(forward)  # the data as an argument, as the sweep's measurement takes them
     index = jax.numpy.int32(0)
-    jax.device_get(fn(program.data, stack.params, index))  # compile
-    best = float("inf")
-    for _ in range(reps):
-        start = time.perf_counter()
-        for _ in range(calls):
-            jax.device_get(fn(program.data, stack.params, index))
-        best = min(best, (time.perf_counter() - start) / calls)
-    return 1e3 * best
+    fns = (
+        lambda: test_pass(program.data, stack.params, index),
+        lambda: program.measure_lane(program.data, stack.params, index, eval_batch),
+    )
+    times: list[list[float]] = [[], []]
+    for fn in fns:
+        jax.device_get(fn())  # compile
+    for _ in range(rounds):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(calls):
+                jax.device_get(fn())
+            times[k].append((time.perf_counter() - start) / calls)
+    return 1e3 * float(np.median(times[0])), 1e3 * float(np.median(times[1]))
 
 
 # --------------------------------------------------------------------------- comparing
