@@ -52,7 +52,7 @@ class Probe:
         self.compiles: collections.Counter[str] = collections.Counter()
         self.slot_steps = [0, 0]  # [useful run-steps, executed run-steps (width × longest)]
         self.widths: set[int] = set()  # vmapped widths the training loop ran at
-        self.alone_steps = 0  # steps of runs trained alone (a pool's tail)
+        self.alone_steps = 0  # steps dispatched for one run at a time (outside a vmapped pool)
         self.active = False
 
     def on_event(self, event: str, seconds: float, **kwargs: Any) -> None:
@@ -80,7 +80,8 @@ class Probe:
         return wrapper
 
     def _count_steps(self, n: np.ndarray) -> None:
-        """Book a dispatch of ``n`` steps per lane (a scalar: one run alone, the pool's tail)."""
+        """Book a dispatch of ``n`` steps per lane (a scalar: one run at a time, as in a
+        pool's tail or a one-by-one chunk)."""
         self.slot_steps[0] += int(n.sum())
         self.slot_steps[1] += int(n.max()) * n.size
         if n.ndim:
@@ -285,7 +286,7 @@ def measurement_floor(
     program = run_mod.build_program(cfg, ds)
     lanes = [runs[i % len(runs)] for i in range(width)]
     stack = vector.stack_states([run_mod.init_state(c, program) for c in lanes])
-    eval_batch = min(cfg.eval_batch_size, max(ds.n_train, ds.n_test))
+    eval_batch = run_mod.eval_batch_size(cfg, ds)
     spec = program.spec
 
     def forward(data: S.DeviceData, params: Any, index: jax.Array) -> tuple[jax.Array, jax.Array]:

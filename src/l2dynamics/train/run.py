@@ -112,6 +112,17 @@ def measure_steps(cfg: TrainConfig, total_steps: int) -> np.ndarray:
     return log_spaced(total_steps, cfg.measure_resolution)
 
 
+def eval_batch_size(cfg: TrainConfig, ds: Dataset) -> int:
+    """Examples per evaluation chunk: ``cfg.eval_batch_size``, at most the larger data split."""
+    return min(cfg.eval_batch_size, max(ds.n_train, ds.n_test))
+
+
+def lam_now(cfg: TrainConfig, controller_lam: Any) -> float:
+    """λ applied now: the AutoL2 controller's (``controller_lam``, a scalar array) or the
+    configured fixed λ."""
+    return float(controller_lam) if cfg.autol2 else cfg.lam
+
+
 def device_data(ds: Dataset) -> S.DeviceData:
     """Put a data set on the device once, with one-hot float32 targets."""
     k = ds.num_classes
@@ -287,7 +298,7 @@ def run_program(
     data = program.data
     hyper = S.Hyper(jnp.float32(cfg.eta), jnp.float32(cfg.lam), jnp.int32(total))
     state = init_state(cfg, program)
-    eval_batch = min(cfg.eval_batch_size, max(ds.n_train, ds.n_test))
+    eval_batch = eval_batch_size(cfg, ds)
     rows: list[dict[str, float]] = []
     done, diverged = 0, None
     for target in measure_steps(cfg, total):
@@ -299,8 +310,8 @@ def run_program(
                 break
             done = int(target)
         metrics = program.measure(data, state.params, eval_batch)
-        lam_now = float(state.autol2.lam) if cfg.autol2 else cfg.lam
-        row = make_row(cfg, metrics, done, batch, ds, mtimes, total, lam_now, rows)
+        lam = lam_now(cfg, state.autol2.lam)
+        row = make_row(cfg, metrics, done, batch, ds, mtimes, total, lam, rows)
         rows.append(row)
         if progress:
             progress(done, total, row)

@@ -36,7 +36,9 @@ from l2dynamics.train.run import (
     Program,
     RunResult,
     at_peak_stop,
+    eval_batch_size,
     init_state,
+    lam_now,
     make_result,
     make_row,
     measure_steps,
@@ -157,7 +159,7 @@ def train_vectorized(
     padded = first + [first[0]] * (width - len(first))
     states = stack_states([init_state(pool.cfgs[i], program) for i in padded])
     hyper = stack_states([_hyper(pool.cfgs[i], pool.totals[i]) for i in padded])
-    eval_batch = min(pool.cfgs[0].eval_batch_size, max(ds.n_train, ds.n_test))
+    eval_batch = eval_batch_size(pool.cfgs[0], ds)
     min_saving = tail_min_saving
     if min_saving is None:
         min_saving = TAIL_MIN_SAVING if jax.default_backend() == "cpu" else math.inf
@@ -206,8 +208,7 @@ def train_vectorized(
         metrics = jax.device_get(
             program.measure_lane(program.data, states.params, jnp.int32(lane), eval_batch)
         )
-        cfg = pool.cfgs[i]
-        return record(i, metrics, float(states.autol2.lam[lane]) if cfg.autol2 else cfg.lam)
+        return record(i, metrics, lam_now(pool.cfgs[i], states.autol2.lam[lane]))
 
     def alone(i: int, state: S.TrainState, hyp: S.Hyper, left: list[int]) -> None:
         """Train run ``i`` to its end with the one-run program (``left``: the tail's runs not
@@ -223,8 +224,7 @@ def train_vectorized(
                 finish(i, int(bad))
                 return
             metrics = jax.device_get(program.measure(program.data, state.params, eval_batch))
-            cfg = pool.cfgs[i]
-            if record(i, metrics, float(state.autol2.lam) if cfg.autol2 else cfg.lam):
+            if record(i, metrics, lam_now(pool.cfgs[i], state.autol2.lam)):
                 return
 
     while True:
