@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from matplotlib.ticker import NullFormatter
 
 from l2dynamics.analysis.fits import PowerFit, usable_for_fit
 from l2dynamics.analysis.tables import best_acc_vs_lam
+from l2dynamics.files import atomic_path
 
 DPI = 150
 # viridis without its palest end, so every λ stays visible on white.
@@ -109,15 +109,8 @@ def _save(fig: Figure, path: str | os.PathLike, title: str) -> Path:
         fig.suptitle(wrap_title(title, fig.get_figwidth()))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -14,13 +14,14 @@ import html
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from l2dynamics.files import write_text
 
 SIGNIFICANT = 4  # digits of the numbers shown in the summary and the tables
 
@@ -171,16 +172,7 @@ def write_report(
     text = render_report(title=title, summary=summary, figures=figures, tables=tables, notes=notes)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, text)
 
 
 __all__ = ["format_value", "render_report", "write_report"]

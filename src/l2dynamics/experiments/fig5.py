@@ -32,10 +32,7 @@ width table of the CPU scale shows the theory's regime.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +45,7 @@ import pandas as pd
 
 from l2dynamics.errors import ConfigError
 from l2dynamics.experiments.base import ReproduceRequest
+from l2dynamics.files import write_json
 from l2dynamics.theory import (
     TwoLayerReLU,
     empirical_ntk,
@@ -621,12 +619,7 @@ def _plot_distances(ax: Any, dist: pd.DataFrame, cfg: Fig5Config) -> None:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON atomically (NaN written as null)."""
-    text = json.dumps(_clean(data), indent=2, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text + "\n")
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; the other outputs are world-readable
-    os.replace(tmp, path)
+    write_json(path, _clean(data), allow_nan=False)
 
 
 def _clean(value: Any) -> Any:

@@ -8,15 +8,13 @@ what is drawn (see :data:`l2dynamics.experiments.kinds.KINDS`). Outputs in ``OUT
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from l2dynamics import files
 from l2dynamics.experiments.base import ReproduceRequest
 from l2dynamics.experiments.spec import Experiment, load_experiment
 from l2dynamics.sweep.runner import Progress, run_sweep
@@ -83,15 +81,7 @@ def load_results(store: Path, labels: dict[str, str]) -> tuple[pd.DataFrame, pd.
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as indented JSON, atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_jsonable)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_json(path, data, default=_jsonable)
 
 
 def _jsonable(value: Any) -> Any:

@@ -30,7 +30,6 @@ import importlib.util
 import json
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from l2dynamics.errors import L2DynError
+from l2dynamics.files import atomic_path
 from l2dynamics.results import CURVE_COLUMNS
 
 try:
@@ -213,15 +213,8 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode = WAL")
 
     def _create_schema(self) -> None:
-        created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         with self._write() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('created', ?)",
-                (str(SCHEMA_VERSION), created),
-            )
+            _write_schema(db)
 
     def close(self) -> None:
         """Close the database and release the lock (if held). Safe to call twice."""
@@ -473,33 +466,38 @@ def _record(row: tuple) -> RunRecord:
 # -- the advisory lock -------------------------------------------------------------------
 
 
+def _write_schema(db: sqlite3.Connection) -> None:
+    """Create the tables of :data:`SCHEMA` and the schema version (inside the caller's
+    transaction): the one place a store's schema is written."""
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    db.execute(
+        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?), ('created', ?)",
+        (str(SCHEMA_VERSION), created),
+    )
+
+
 def _create_store_file(path: Path) -> None:
     """Make a new store atomically: schema written to a temporary file in WAL mode, then
     renamed into place, so that no reader ever sees a half-made store."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".new")
-    os.close(fd)
-    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     try:
-        conn = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(
-                "INSERT INTO meta VALUES ('schema_version', ?), ('created', ?)",
-                (str(SCHEMA_VERSION), created),
-            )
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".new") as tmp:
+            try:
+                conn = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute("BEGIN IMMEDIATE")
+                    _write_schema(conn)
+                    conn.execute("COMMIT")
+                finally:
+                    conn.close()
+            finally:
+                for leftover in (f"{tmp}-wal", f"{tmp}-shm"):
+                    Path(leftover).unlink(missing_ok=True)
     except sqlite3.Error as exc:
         raise StoreError(f"store {path}: cannot create ({exc})") from exc
-    finally:
-        for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
-            Path(leftover).unlink(missing_ok=True)
 
 
 def _acquire_lock(path: Path) -> int | None:
@@ -593,17 +591,10 @@ def export(path: str | os.PathLike, out: str | os.PathLike, fmt: str) -> None:
 
 def _write_atomic(df: pd.DataFrame, out: Path, fmt: str) -> None:
     try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        with atomic_path(out) as tmp:
+            if fmt == "csv":
+                df.to_csv(tmp, index=False)
+            else:
+                df.to_parquet(tmp, index=False)
     except OSError as exc:
         raise StoreError(f"export: cannot write {out} ({exc})") from exc
-    os.close(fd)
-    try:
-        if fmt == "csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -12,11 +12,9 @@ import csv
 import dataclasses
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -27,6 +25,7 @@ import l2dynamics.autol2.controller as controller
 from l2dynamics.autol2.options import AutoL2Options
 from l2dynamics.config import TrainConfig, budget_epochs, validate
 from l2dynamics.data import Dataset, load_dataset
+from l2dynamics.files import atomic_path
 from l2dynamics.losses import loss_fn, one_hot
 from l2dynamics.models import build_model
 from l2dynamics.optim import l2_mask, lr_factors_host, set_hyperparams, sgd_l2
@@ -73,18 +72,11 @@ class RunResult:
 
     def to_csv(self, path: str | os.PathLike) -> None:
         """Write the curve as CSV, atomically (a temporary file renamed into place)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(COLUMNS)
-                for i in range(len(self.curve["step"])):
-                    writer.writerow([_fmt(self.curve[c][i]) for c in COLUMNS])
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(COLUMNS)
+            for i in range(len(self.curve["step"])):
+                writer.writerow([_fmt(self.curve[c][i]) for c in COLUMNS])
 
 
 def _fmt(value: Any) -> str:
