@@ -33,8 +33,8 @@ def synthetic_sweep():
             pd.DataFrame(
                 dict(
                     hash=h,
-                    run_eta=eta,
-                    run_lam=lam,
+                    eta=eta,
+                    lam=lam,
                     seed=0,
                     step=np.arange(41),
                     epoch=epoch,
@@ -45,8 +45,8 @@ def synthetic_sweep():
                     test_loss=1 - acc,
                     test_acc=acc,
                     l2_norm_sq=1.0,
-                    eta=eta,
-                    lam=lam,
+                    eta_now=eta,
+                    lam_now=lam,
                 )  # fmt: skip
             )
         )
@@ -110,7 +110,7 @@ def test_empty_and_nan_inputs_still_give_figures(sweep, tmp_path):
     assert_png(tmp_path / "4.png", F.plot_panels(empty_c, empty_t, None, tmp_path / "4.png"))
     assert_png(tmp_path / "5.png", F.plot_lambda_schedule(empty_c, tmp_path / "5.png"))
     zero = table[table["lam"] == 0].assign(t_star_epochs=np.nan)  # only λ = 0, no t*
-    nan_curves = curves[curves["run_lam"] == 0].assign(test_acc=np.nan)
+    nan_curves = curves[curves["lam"] == 0].assign(test_acc=np.nan)
     assert_png(tmp_path / "6.png", F.plot_panels(nan_curves, zero, None, tmp_path / "6.png"))
 
 
@@ -153,14 +153,14 @@ def test_lam_zero_runs_are_drawn_left_of_every_positive_value(sweep):
 def test_curves_axes_have_time_units_and_draw_one_line_per_run(sweep, x, label):
     curves, _, _ = sweep
     ax = new_ax()
-    colors = F.lam_colors(curves["run_lam"])
+    colors = F.lam_colors(curves["lam"])
     F.draw_curves(ax, curves, colors, x=x, y="train_acc")
     assert ax.get_xscale() == "log"
     assert (ax.get_xlabel(), ax.get_ylabel()) == (label, "training accuracy")
     n_runs = curves["hash"].nunique() - (len(ETAS) if x == "tau" else 0)  # τ = 0 when λ = 0
     assert len(ax.lines) == n_runs
     assert all(np.all(line.get_xdata() > 0) for line in ax.lines)
-    lam_of = curves.groupby("hash", sort=False)["run_lam"].first()
+    lam_of = curves.groupby("hash", sort=False)["lam"].first()
     drawn = [lam for lam in lam_of if lam > 0 or x != "tau"]
     assert [line.get_color() for line in ax.lines] == [colors[lam] for lam in drawn]
 
@@ -187,8 +187,8 @@ def test_long_titles_wrap_to_the_figure_width():
 def test_schedule_legend_names_the_variant_and_the_lambda():
     from l2dynamics.analysis.figures import _run_label
 
-    fixed = pd.DataFrame({"lam": [3e-4, 3e-4], "variant": ["wrn/fixed"] * 2})
-    auto = pd.DataFrame({"lam": [0.1, 0.01], "variant": ["wrn/autol2"] * 2})
+    fixed = pd.DataFrame({"lam": 3e-4, "lam_now": [3e-4, 3e-4], "variant": ["wrn/fixed"] * 2})
+    auto = pd.DataFrame({"lam": 0.1, "lam_now": [0.1, 0.01], "variant": ["wrn/autol2"] * 2})
     assert _run_label(fixed) == "wrn/fixed: λ = 0.0003"
     assert _run_label(auto) == "wrn/autol2: AutoL2, λ₀ = 0.1"
     assert _run_label(fixed.drop(columns="variant")) == "λ = 0.0003"

@@ -29,8 +29,8 @@ def curve(h, eta, lam, epochs, test_acc, train_acc=None, seed=0):
     return pd.DataFrame(
         {
             "hash": h,
-            "run_eta": eta,
-            "run_lam": lam,
+            "eta": eta,
+            "lam": lam,
             "seed": seed,
             "step": (epochs * 4).astype(np.int64),
             "epoch": epochs,
@@ -41,8 +41,8 @@ def curve(h, eta, lam, epochs, test_acc, train_acc=None, seed=0):
             "test_loss": 1.0,
             "test_acc": np.asarray(test_acc, dtype=float),
             "l2_norm_sq": 1.0,
-            "eta": eta,
-            "lam": lam,
+            "eta_now": eta,
+            "lam_now": lam,
         }
     )
 
@@ -200,7 +200,7 @@ def test_round_trip_through_a_real_store(tmp_path):
         "h1": curve("h1", 0.4, 0.0, [0, 1, 2], [0.2, 0.3, 0.4], [0, 0.9, 0.95]),
     }
     with RunStore(path) as store:
-        store.add_runs([(h, {"eta": c["run_eta"][0], "lam": c["run_lam"][0], "seed": 0})
+        store.add_runs([(h, {"eta": c["eta"][0], "lam": c["lam"][0], "seed": 0})
                         for h, c in [*curves.items(), ("h2", curves["h0"])]])  # fmt: skip
         for h, c in curves.items():
             acc = c["test_acc"].to_numpy()

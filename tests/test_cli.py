@@ -64,7 +64,7 @@ def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):
     )
     assert code in (0, None) and json.loads(stdout)["lam"] == 0.1  # the paper's λ₀
     header, *rows = out.read_text().splitlines()
-    lam = np.array([float(r.split(",")[header.split(",").index("lam")]) for r in rows])
+    lam = np.array([float(r.split(",")[header.split(",").index("lam_now")]) for r in rows])
     assert lam[0] == pytest.approx(0.1) and np.all(np.diff(lam) <= 0)
 
 

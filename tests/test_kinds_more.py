@@ -24,8 +24,8 @@ def curve_rows(run_hash, eta, lam, epochs, test_acc, train_acc=None, train_loss=
     return pd.DataFrame(
         {
             "hash": run_hash,
-            "run_eta": eta,
-            "run_lam": lam,
+            "eta": eta,
+            "lam": lam,
             "seed": 0,
             "step": np.arange(n),
             "epoch": epochs,
@@ -36,8 +36,8 @@ def curve_rows(run_hash, eta, lam, epochs, test_acc, train_acc=None, train_loss=
             "test_loss": np.ones(n),
             "test_acc": np.asarray(test_acc, np.float64),
             "l2_norm_sq": np.ones(n),
-            "eta": eta,
-            "lam": lam,
+            "eta_now": eta,
+            "lam_now": lam,
             **extra,
         }
     )
@@ -52,8 +52,8 @@ def run_rows(curves, *, config=None, stopped=(), status=None, variant=None):
             {
                 "hash": run_hash,
                 "status": (status or {}).get(run_hash, "done"),
-                "eta": float(c["run_eta"].iloc[0]),
-                "lam": float(c["run_lam"].iloc[0]),
+                "eta": float(c["eta"].iloc[0]),
+                "lam": float(c["lam"].iloc[0]),
                 "seed": 0,
                 "budget_epochs": float(c["epoch"].max()),
                 "final_test_acc": float(c["test_acc"].iloc[-1]),

@@ -45,8 +45,8 @@ def _result(eta: float, lam: float, peak_epoch: int, epochs: int = 40, status: s
                 "test_loss": 0.2,
                 "test_acc": acc,
                 "l2_norm_sq": 1.0,
-                "eta": eta,
-                "lam": lam,
+                "eta_now": eta,
+                "lam_now": lam,
             }
         )
     diverged = epochs if status == "diverged" else None

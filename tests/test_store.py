@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -146,12 +147,12 @@ def test_load_runs_and_measurements(filled):
     assert np.isnan(runs["wall_s"][0]) and np.isnan(runs["best_test_acc"][2])
     assert json.loads(runs["config"][2]) == CONFIGS["h2"]
     meas = load_measurements(filled)
-    assert list(meas.columns) == ["hash", "run_eta", "run_lam", "seed", *MEASUREMENT_COLUMNS]
+    assert list(meas.columns) == ["hash", "eta", "lam", "seed", *MEASUREMENT_COLUMNS]
     assert len(meas) == 7 + 4 and list(meas["hash"]).count("h1") == 4
     assert meas["step"].dtype == np.int64 and meas["test_loss"].dtype == np.float64
     h0 = meas[meas["hash"] == "h0"]
     np.testing.assert_array_equal(h0["test_loss"].to_numpy(), make_curve(7)["test_loss"])
-    assert (h0["run_eta"] == 0.1).all() and (h0["run_lam"] == 1e-3).all()
+    assert (h0["eta"] == 0.1).all() and (h0["lam"] == 1e-3).all()
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -357,3 +358,18 @@ def test_store_is_wal_with_foreign_keys(store_path):
         assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert db.execute("PRAGMA busy_timeout").fetchone()[0] > 0
     store.close()  # closing twice is harmless
+
+
+# -- a store written by l2dynamics 0.1.0 (before the η/λ-in-force columns were renamed) ----
+
+FIXTURES = Path(__file__).parent / "fixtures"
+OLD_NAMES = {"run_eta": "eta", "run_lam": "lam", "eta": "eta_now", "lam": "lam_now"}
+
+
+def test_a_store_written_by_0_1_0_loads_with_the_new_column_names():
+    old = pd.read_csv(FIXTURES / "store-v0.1.0-measurements.csv").rename(columns=OLD_NAMES)
+    got = load_measurements(FIXTURES / "store-v0.1.0.sqlite")
+    assert list(got.columns) == ["hash", "eta", "lam", "seed", *MEASUREMENT_COLUMNS]
+    pd.testing.assert_frame_equal(got, old[list(got.columns)], check_dtype=False)
+    runs = load_runs(FIXTURES / "store-v0.1.0.sqlite")
+    assert list(runs["status"]) == ["done", "done"] and list(runs["lam"]) == [0.01, 0.1]

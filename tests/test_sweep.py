@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from l2dynamics.sweep import RunStore, load_measurements, load_runs, load_sweep, run_sweep
@@ -216,3 +217,28 @@ def test_conv_runs_are_planned_one_by_one_on_cpu_fc_runs_together():
     }
     assert sizes["fc"] == [2]
     assert sizes["cnn"] == ([1, 1] if jax.default_backend() == "cpu" else [2])
+
+
+def test_a_store_written_by_0_1_0_resumes_keeping_its_runs(tmp_path):
+    """The fixture store (written by 0.1.0) resumed with one more λ: its two runs are kept
+    unchanged and the new run equals the same run in a fresh store."""
+    import shutil
+    from pathlib import Path
+
+    fixtures = Path(__file__).parent / "fixtures"
+    store = tmp_path / "old.sqlite"
+    shutil.copy(fixtures / "store-v0.1.0.sqlite", store)
+    toml = (fixtures / "store-v0.1.0.toml").read_text().replace("[0.01, 0.1]", "[0.01, 0.1, 0.05]")
+    (tmp_path / "s.toml").write_text(toml)
+    before = load_measurements(store)
+    report = run_sweep(load_sweep(tmp_path / "s.toml"), str(store))
+    assert (report.total, report.skipped, report.done) == (3, 2, 1)
+    after = load_measurements(store)
+    kept = after[after["hash"].isin(set(before["hash"]))].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, before)
+    fresh = tmp_path / "fresh.sqlite"
+    run_sweep(load_sweep(tmp_path / "s.toml"), str(fresh))
+    new = after[~after["hash"].isin(set(before["hash"]))].reset_index(drop=True)
+    same = load_measurements(fresh)
+    same = same[same["hash"].isin(set(new["hash"]))].reset_index(drop=True)
+    pd.testing.assert_frame_equal(new, same)

@@ -43,15 +43,15 @@ def test_lambda_schedule_is_the_controller_replayed_on_the_measurements():
     )
     # the row at step s is measured before the update of step s: it shows λ after the
     # controller has seen the measurements at steps 0, K, …, s − K
-    np.testing.assert_allclose(c["lam"][1:], lams[:-1], rtol=1e-6)
-    assert c["lam"][0] == pytest.approx(0.05)
-    assert c["lam"][-1] < 0.05  # it did decay in this run
-    assert np.all(np.diff(c["lam"]) <= 0)
+    np.testing.assert_allclose(c["lam_now"][1:], lams[:-1], rtol=1e-6)
+    assert c["lam_now"][0] == pytest.approx(0.05)
+    assert c["lam_now"][-1] < 0.05  # it did decay in this run
+    assert np.all(np.diff(c["lam_now"]) <= 0)
 
 
 def test_tau_integrates_the_schedule():
     c = train(CFG).curve
-    expected = np.concatenate([[0.0], np.cumsum(np.diff(c["time"]) * c["lam"][:-1])])
+    expected = np.concatenate([[0.0], np.cumsum(np.diff(c["time"]) * c["lam_now"][:-1])])
     np.testing.assert_allclose(c["tau"], expected, rtol=1e-9)
 
 
@@ -64,10 +64,10 @@ def test_vectorized_autol2_runs_keep_their_own_state():
     train_vectorized(cfgs[:2], ds, program, on_result=got.__setitem__)
     for i, cfg in enumerate(cfgs[:2]):
         alone = train(cfg, dataset=ds)
-        np.testing.assert_allclose(got[i].curve["lam"], alone.curve["lam"], rtol=1e-6)
+        np.testing.assert_allclose(got[i].curve["lam_now"], alone.curve["lam_now"], rtol=1e-6)
         np.testing.assert_allclose(got[i].curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)
     fixed = train(cfgs[2], dataset=ds)
-    assert np.all(fixed.curve["lam"] == 0.01)
+    assert np.all(fixed.curve["lam_now"] == 0.01)
 
 
 @pytest.mark.parametrize(
@@ -92,9 +92,9 @@ def test_autol2_runs_keep_their_schedule_through_a_tail_hand_over():
     for i, cfg in enumerate(cfgs):
         alone = train(cfg, dataset=ds)
         np.testing.assert_array_equal(got[i].curve["step"], alone.curve["step"])
-        np.testing.assert_allclose(got[i].curve["lam"], alone.curve["lam"], rtol=1e-6)
+        np.testing.assert_allclose(got[i].curve["lam_now"], alone.curve["lam_now"], rtol=1e-6)
         np.testing.assert_allclose(got[i].curve["tau"], alone.curve["tau"], rtol=1e-6)
         np.testing.assert_allclose(got[i].curve["train_loss"], alone.curve["train_loss"], rtol=1e-3)
     c = got[0].curve
     after = c["step"] > 30  # the hand-over came when the 30-step run ended
-    assert c["lam"][after][-1] < c["lam"][after][0]  # λ decayed after it too
+    assert c["lam_now"][after][-1] < c["lam_now"][after][0]  # λ decayed after it too

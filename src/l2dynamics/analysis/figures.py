@@ -350,9 +350,8 @@ def plot_curves(
 
 
 def _run_lams(measurements: pd.DataFrame) -> pd.Series:
-    """The configured λ of each measurement's run (``run_lam``; else the current ``lam``)."""
-    column = "run_lam" if "run_lam" in measurements else "lam"
-    return measurements[column] if len(measurements) else pd.Series(dtype=float)
+    """The configured λ of each measurement's run (``lam``, not the ``lam_now`` in force)."""
+    return measurements["lam"] if len(measurements) else pd.Series(dtype=float)
 
 
 def draw_curves(
@@ -366,14 +365,13 @@ def draw_curves(
     ax.set_xscale("log")
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel(Y_LABELS.get(y, y))
-    lam_column = "run_lam" if "run_lam" in measurements else "lam"
     drawn = False
     for _, curve in measurements.groupby("hash", sort=False) if len(measurements) else ():
         curve = curve.sort_values("epoch", kind="stable")
         xs, ys = curve[x].to_numpy(np.float64), curve[y].to_numpy(np.float64)
         keep = np.isfinite(xs) & (xs > 0) & np.isfinite(ys)
         if keep.any():
-            color = _color(colors, float(curve[lam_column].iloc[0]))
+            color = _color(colors, float(curve["lam"].iloc[0]))
             ax.plot(xs[keep], ys[keep], color=color, lw=1, alpha=0.8)
             drawn = True
     if not drawn:
@@ -422,8 +420,8 @@ def plot_lambda_schedule(
     """Accuracy (top) and λ(t) (bottom) against epochs, one colour per run.
 
     For AutoL2 vs fixed-λ comparisons (SPEC §3, Fig. 1c): test accuracy solid, training
-    accuracy dashed; λ(t) is the measurements' current ``lam`` column (log axis; symlog when
-    some λ is 0). Runs are labelled by ``variant`` when present, else by their λ (marked
+    accuracy dashed; λ(t) is the measurements' ``lam_now`` column, the λ in force (log axis;
+    symlog when some λ is 0). Runs are labelled by ``variant`` when present, else by their λ (marked
     "AutoL2" when λ changes during the run).
 
     Args:
@@ -452,13 +450,13 @@ def _schedule_run(top: Axes, bottom: Axes, curve: pd.DataFrame, color: str) -> N
     epoch = curve["epoch"].to_numpy(np.float64)
     top.plot(epoch, curve["test_acc"], color=color, lw=1.2, label=_run_label(curve))
     top.plot(epoch, curve["train_acc"], color=color, lw=0.8, ls="--")
-    bottom.plot(epoch, curve["lam"], color=color, lw=1.2, drawstyle="steps-post")
+    bottom.plot(epoch, curve["lam_now"], color=color, lw=1.2, drawstyle="steps-post")
 
 
 def _run_label(curve: pd.DataFrame) -> str:
     """The run's λ (or "AutoL2, λ₀ = …"), after its variant's label when it has one."""
-    lam = curve["lam"].to_numpy(np.float64)
-    first = float(curve["run_lam"].iloc[0]) if "run_lam" in curve else float(lam[0])
+    lam = curve["lam_now"].to_numpy(np.float64)
+    first = float(curve["lam"].iloc[0])
     varies = np.nanmax(lam) > np.nanmin(lam) if np.isfinite(lam).any() else False
     label = f"AutoL2, λ₀ = {first:g}" if varies else _lam(first)
     if "variant" in curve and isinstance(curve["variant"].iloc[0], str):
@@ -467,7 +465,7 @@ def _run_label(curve: pd.DataFrame) -> str:
 
 
 def _lam_axis_scale(ax: Axes, measurements: pd.DataFrame) -> None:
-    lam = measurements["lam"].to_numpy(np.float64) if len(measurements) else np.zeros(0)
+    lam = measurements["lam_now"].to_numpy(np.float64) if len(measurements) else np.zeros(0)
     lam = lam[np.isfinite(lam)]
     if len(lam) and (lam > 0).all():
         ax.set_yscale("log")

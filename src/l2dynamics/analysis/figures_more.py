@@ -324,7 +324,7 @@ def plot_catapult(
             budget 1/(η·λ), mean over seeds).
         lam0: one row per η of the λ = 0 runs: ``eta``, ``acc_at_fit`` (test accuracy at the
             first measurement with training accuracy 1).
-        curves: measurements of the λ > 0 runs (``tau``, ``train_loss``, ``run_lam``).
+        curves: measurements of the λ > 0 runs (``tau``, ``train_loss``, ``lam``).
         minima: one row per run: ``tau_min`` and ``loss_min`` (the MSE minimum), ``rises``.
         path: the PNG to write.
         title: figure title.
@@ -347,7 +347,7 @@ def plot_catapult(
     else:
         _grid_ticks(ax_a, [*acc["eta"], *lam0["eta"]] if len(lam0) else acc["eta"])
     lam_legend(ax_a, {k: v for k, v in colors.items() if k > 0}, extra)
-    curve_colors = lam_colors(curves["run_lam"]) if len(curves) else {}
+    curve_colors = lam_colors(curves["lam"]) if len(curves) else {}
     draw_curves(ax_b, curves, curve_colors, x="tau", y="train_loss")
     ax_b.set_yscale("log")
     ax_b.set_ylabel("training MSE (data term, no L2)")
@@ -380,7 +380,7 @@ def plot_curve_grid(
     The loss is on a log axis. Against τ the curves of different λ should collapse (SPEC §1).
     """
     fig, axes = _figure(3, 2, size=(14.0, 7.6))
-    colors = lam_colors(measurements["run_lam"]) if len(measurements) else {}
+    colors = lam_colors(measurements["lam"]) if len(measurements) else {}
     for row, x in enumerate(("epoch", "tau")):
         for col, y in enumerate(CURVE_PANELS):
             ax = axes[row * 3 + col]
@@ -408,7 +408,7 @@ def plot_variant_spread(
     Args:
         acc: one row per (variant, λ): ``variant``, ``value`` (its numeric σ_w, for colours),
             ``lam``, ``mean``, ``std``.
-        curves: measurements with ``variant``, ``value``, ``run_lam``, ``tau``, ``test_acc``.
+        curves: measurements with ``variant``, ``value``, ``lam``, ``tau``, ``test_acc``.
         spread: one row per (λ, τ): ``lam``, ``tau``, ``spread`` (accuracy fraction).
         path: the PNG to write.
         title: figure title.
@@ -451,7 +451,7 @@ def _draw_variant_curves(ax: Axes, curves: pd.DataFrame, vcolors) -> None:
     if not len(curves):
         _say_empty(ax, "no measurements")
         return
-    lams = sorted(curves["run_lam"].unique())
+    lams = sorted(curves["lam"].unique())
     styles = {lam: LINESTYLES[i % len(LINESTYLES)] for i, lam in enumerate(lams)}
     order = {v: i for i, v in enumerate(curves["variant"].unique())}
     for _, curve in curves.groupby("hash", sort=False):
@@ -460,7 +460,7 @@ def _draw_variant_curves(ax: Axes, curves: pd.DataFrame, vcolors) -> None:
         i = order[curve["variant"].iloc[0]]
         color = _variant_color(vcolors, float(curve["value"].iloc[0]), i)
         ax.plot(curve.loc[keep, "tau"], curve.loc[keep, "test_acc"], color=color, lw=1,
-                ls=styles[curve["run_lam"].iloc[0]], alpha=0.85)  # fmt: skip
+                ls=styles[curve["lam"].iloc[0]], alpha=0.85)  # fmt: skip
     handles = [Line2D([], [], color="0.3", ls=styles[lam], label=f"λ = {lam:g}") for lam in lams]
     for v, i in order.items():
         value = float(curves.loc[curves["variant"] == v, "value"].iloc[0])

@@ -17,6 +17,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from l2dynamics.results import first_peak
+
 FINISHED = ("done", "diverged")
 # Training accuracy counts as 1 within this of 1: it is a fraction k/N in float32, and one error
 # (1/N) is far larger for any N < 10⁶.
@@ -73,9 +75,9 @@ def peak_stats(epoch: np.ndarray, test_acc: np.ndarray) -> dict[str, float]:
     """
     acc = np.asarray(test_acc, dtype=np.float64)
     nan = float("nan")
-    if not np.isfinite(acc).any():
+    i = first_peak(acc)
+    if i is None:
         return dict(best_test_acc=nan, t_star_epochs=nan, t_star_lo=nan, t_star_hi=nan)
-    i = int(np.nanargmax(acc))  # numpy returns the first occurrence of the maximum
     return dict(
         best_test_acc=float(acc[i]),
         t_star_epochs=float(epoch[i]),
@@ -162,8 +164,8 @@ def within_budget(measurements: pd.DataFrame, budget_epochs: float) -> pd.DataFr
     inside T), for the fixed-budget curves of SPEC §2.2 / Fig. 1b.
 
     Args:
-        measurements: one row per measurement (``hash``, ``epoch``, ``test_acc``; the run's
-            η, λ from ``run_eta``/``run_lam``, else from the first row's ``eta``/``lam``).
+        measurements: one row per measurement (``hash``, ``epoch``, ``test_acc`` and the run's
+            configured ``eta``, ``lam``, as :func:`~l2dynamics.sweep.load_measurements` gives).
         budget_epochs: T, in epochs.
 
     Returns:
@@ -191,9 +193,8 @@ def _within_row(run_hash: str, curve: pd.DataFrame, budget_epochs: float) -> dic
 
 
 def _run_keys(row: pd.Series) -> dict[str, float]:
-    """A measurement row's run η, λ (configured values when present) and seed."""
-    eta = row["run_eta"] if "run_eta" in row else row["eta"]
-    lam = row["run_lam"] if "run_lam" in row else row["lam"]
+    """A measurement row's run η, λ (configured values) and seed."""
+    eta, lam = row["eta"], row["lam"]
     return {"eta": float(eta), "lam": float(lam), "seed": row.get("seed", pd.NA)}
 
 

@@ -174,7 +174,7 @@ def _autol2_entry(
     """One AutoL2 mode (mean over its seeds) against the best fixed λ's runs ``best``."""
     reach, fixed_reach = _paired_reach(auto, best, curves, tol)
     mine = curves[curves["hash"].isin(auto["hash"])].sort_values("step", kind="stable")
-    final = mine.groupby("hash")["lam"].last()
+    final = mine.groupby("hash")["lam_now"].last()
     seeds = auto.set_index("hash")["seed"]
     return {
         "best_test_acc": round(float(auto["best_test_acc"].mean()), 4),

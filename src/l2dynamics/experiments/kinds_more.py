@@ -506,8 +506,8 @@ def acc_at_train_fit(curves: pd.DataFrame) -> pd.DataFrame:
         at = curve.iloc[hit[0]] if len(hit) else None
         rows.append({
             "hash": run_hash,
-            "eta": float(first.get("run_eta", first["eta"])),
-            "lam": float(first.get("run_lam", first["lam"])),
+            "eta": float(first["eta"]),
+            "lam": float(first["lam"]),
             "seed": first.get("seed", pd.NA),
             "fit_epoch": float(at["epoch"]) if at is not None else float("nan"),
             "acc_at_fit": float(at["test_acc"]) if at is not None else float("nan"),
@@ -537,7 +537,7 @@ def loss_minimum(curves: pd.DataFrame, rise_tol: float = 0.05) -> pd.DataFrame:
         last = loss[ok[-1]]
         interior = bool(i < ok[-1])
         rises = bool(interior and last > loss[i] * (1 + rise_tol))
-        lam = curve["run_lam"].iloc[0] if "run_lam" in curve else curve["lam"].iloc[0]
+        lam = curve["lam"].iloc[0]
         rows.append({
             "hash": run_hash, "lam": float(lam), "loss_min": float(loss[i]),
             "epoch_min": float(curve["epoch"].iloc[i]), "tau_min": float(curve["tau"].iloc[i]),
@@ -737,7 +737,7 @@ def spread_vs_tau(curves: pd.DataFrame, points: int = 60) -> pd.DataFrame:
         covers; empty when no λ has 2 variants.
     """
     rows = []
-    keys = ["run_lam", "run_eta", "seed"] if "seed" in curves else ["run_lam", "run_eta"]
+    keys = ["lam", "eta", "seed"] if "seed" in curves else ["lam", "eta"]
     for key, group in curves.groupby(keys, sort=True):
         runs = [c.sort_values("epoch") for _, c in group.groupby("hash")]
         runs = [c[c["tau"] > 0] for c in runs]

@@ -53,6 +53,17 @@ SCHEMA_VERSION = 1
 STATUSES = ("queued", "running", "done", "diverged", "failed")
 FINISHED = ("done", "diverged")
 MEASUREMENT_COLUMNS = CURVE_COLUMNS
+# The measurements table's SQL column of each curve column: schema 1 named the η and λ in force
+# ``eta`` and ``lam``; the SQL names stay, so stores written before the rename load and resume
+# unchanged, and only the store's edges (insert, select) translate.
+_SQL_NAME = {"eta_now": "eta", "lam_now": "lam"}
+
+
+def _sql(column: str) -> str:
+    return _SQL_NAME.get(column, column)
+
+
+_SQL_CURVE = tuple(_sql(c) for c in MEASUREMENT_COLUMNS)
 # Summary columns of the runs table and whether each holds an integer (else a float).
 SUMMARY_COLUMNS: dict[str, bool] = {
     "best_test_acc": False,
@@ -74,9 +85,7 @@ EXPORT_FORMATS = {"csv": ".csv", "parquet": ".parquet"}
 _SUMMARY_SQL = ",\n    ".join(
     f"{k} {'INTEGER' if is_int else 'REAL'}" for k, is_int in SUMMARY_COLUMNS.items()
 )
-_CURVE_SQL = ",\n    ".join(
-    f"{c} {'INTEGER' if c == 'step' else 'REAL'}" for c in MEASUREMENT_COLUMNS
-)
+_CURVE_SQL = ",\n    ".join(f"{c} {'INTEGER' if c == 'step' else 'REAL'}" for c in _SQL_CURVE)
 _STATUS_SQL = ", ".join(f"'{s}'" for s in STATUSES)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (
@@ -347,7 +356,7 @@ class RunStore:
             self._insert_measurements(db, rows)
 
     def _insert_measurements(self, db: sqlite3.Connection, rows: list[tuple]) -> None:
-        columns = ", ".join(("run_hash", "idx", *MEASUREMENT_COLUMNS))
+        columns = ", ".join(("run_hash", "idx", *_SQL_CURVE))
         marks = ", ".join("?" * (len(MEASUREMENT_COLUMNS) + 2))
         db.executemany(f"INSERT INTO measurements ({columns}) VALUES ({marks})", rows)
 
@@ -396,8 +405,7 @@ class RunStore:
         if self._db.execute("SELECT 1 FROM runs WHERE hash = ?", (run_hash,)).fetchone() is None:
             raise StoreError(f"store {self.path}: no run {run_hash!r}")
         rows = self._db.execute(
-            f"SELECT {', '.join(MEASUREMENT_COLUMNS)} FROM measurements "
-            "WHERE run_hash = ? ORDER BY idx",
+            f"SELECT {', '.join(_SQL_CURVE)} FROM measurements WHERE run_hash = ? ORDER BY idx",
             (run_hash,),
         ).fetchall()
         cols = list(zip(*rows, strict=True)) if rows else [()] * len(MEASUREMENT_COLUMNS)
@@ -549,22 +557,23 @@ def load_runs(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def load_measurements(path: str | os.PathLike) -> pd.DataFrame:
-    """One row per measurement: hash, the run's ``run_eta``/``run_lam``/``seed``, the curve.
+    """One row per measurement: hash, the run's configured ``eta``/``lam``/``seed`` (as in
+    :func:`load_runs`), then the curve.
 
-    The curve columns are :data:`MEASUREMENT_COLUMNS` (their ``eta`` is the scheduled learning
-    rate at that step, so the run's configured values are named ``run_eta``/``run_lam``).
-    Rows are ordered by run, then by position in the curve.
+    The curve columns are :data:`MEASUREMENT_COLUMNS`; their ``eta_now``/``lam_now`` are the
+    learning rate and λ in force at that step. Rows are ordered by run, then by position in
+    the curve.
     """
     import pandas as pd
 
-    curve = ", ".join(f"m.{c}" for c in MEASUREMENT_COLUMNS)
+    curve = ", ".join(f"m.{s} AS {c}" for s, c in zip(_SQL_CURVE, MEASUREMENT_COLUMNS, strict=True))
     sql = (
-        f"SELECT r.hash, r.eta AS run_eta, r.lam AS run_lam, r.seed, {curve} "
+        f"SELECT r.hash, r.eta, r.lam, r.seed, {curve} "
         "FROM measurements m JOIN runs r ON r.hash = m.run_hash ORDER BY r.rowid, m.idx"
     )
     with RunStore(path, create=False) as store:
         df = pd.read_sql_query(sql, store._db)
-    floats = {"run_eta", "run_lam", *MEASUREMENT_COLUMNS[1:]}
+    floats = {"eta", "lam", *MEASUREMENT_COLUMNS[1:]}
     dtypes = {c: "float64" for c in floats} | {"seed": "Int64", "step": "int64"}
     return df.astype(dtypes)
 

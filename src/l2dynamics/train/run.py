@@ -29,7 +29,7 @@ from l2dynamics.files import atomic_path
 from l2dynamics.losses import loss_fn, one_hot
 from l2dynamics.models import build_model
 from l2dynamics.optim import l2_mask, lr_factors_host, set_hyperparams, sgd_l2
-from l2dynamics.results import CURVE_COLUMNS
+from l2dynamics.results import CURVE_COLUMNS, first_peak
 from l2dynamics.train import step as S
 from l2dynamics.train.schedule import every_k, log_spaced, peak_window, relative_resolution
 from l2dynamics.train.stopping import passed_peak
@@ -336,7 +336,7 @@ def make_row(cfg, metrics, step, batch, ds, mtimes, total, lam, rows) -> dict[st
     eta = cfg.eta * float(lr_factors_host(cfg.lr_schedule, np.asarray(step), total))
     t = float(mtimes[step])
     if cfg.autol2 and rows:
-        tau = rows[-1]["tau"] + (t - rows[-1]["time"]) * rows[-1]["lam"]
+        tau = rows[-1]["tau"] + (t - rows[-1]["time"]) * rows[-1]["lam_now"]
     else:
         tau = t * lam
     return {
@@ -345,8 +345,8 @@ def make_row(cfg, metrics, step, batch, ds, mtimes, total, lam, rows) -> dict[st
         "time": t,
         "tau": tau,
         **values,
-        "eta": eta,
-        "lam": lam,
+        "eta_now": eta,
+        "lam_now": lam,
     }
 
 
@@ -360,16 +360,18 @@ def make_result(cfg, rows, total, epochs, diverged, wall, steps_done) -> RunResu
         for c in COLUMNS
     }
     acc = curve["test_acc"]
-    i = int(np.argmax(acc)) if len(acc) else 0
+    i = first_peak(acc)
     steps_arr = curve["step"]
     return RunResult(
         config=cfg,
         status="diverged" if diverged is not None else "done",
         curve=curve,
-        best_test_acc=float(acc[i]) if len(acc) else float("nan"),
-        t_star_epochs=float(curve["epoch"][i]) if len(acc) else float("nan"),
-        t_star_step=int(steps_arr[i]) if len(acc) else 0,
-        t_star_resolution=relative_resolution(steps_arr, int(steps_arr[i])) if len(acc) else 0.0,
+        best_test_acc=float(acc[i]) if i is not None else float("nan"),
+        t_star_epochs=float(curve["epoch"][i]) if i is not None else float("nan"),
+        t_star_step=int(steps_arr[i]) if i is not None else 0,
+        t_star_resolution=relative_resolution(steps_arr, int(steps_arr[i]))
+        if i is not None
+        else 0.0,
         final_train_acc=float(curve["train_acc"][-1]) if len(acc) else float("nan"),
         final_test_acc=float(acc[-1]) if len(acc) else float("nan"),
         max_train_acc=float(np.max(curve["train_acc"])) if len(acc) else float("nan"),

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from l2dynamics.results import first_peak
+
 
 def passed_peak(
     epochs: Sequence[float], test_acc: Sequence[float], factor: float, drop: float
@@ -28,8 +30,8 @@ def passed_peak(
         drop: how far below the best (accuracy fraction) the last measurement must be.
     """
     acc = np.asarray(test_acc, dtype=np.float64)
-    if acc.size < 2:
+    best = first_peak(acc)
+    if acc.size < 2 or best is None:
         return False
-    best = int(np.argmax(acc))
     t_star = float(epochs[best])
     return bool(float(epochs[-1]) >= factor * t_star and acc[-1] <= acc[best] - drop)
