@@ -25,7 +25,7 @@ import numpy as np
 import torch_baseline as tb
 from jax import monitoring
 
-import l2dynamics.sweep.runner as runner
+import l2dynamics.sweep.chunks as chunks
 import l2dynamics.train.run as run_mod
 import l2dynamics.train.vector as vector
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, budget_epochs
@@ -112,13 +112,17 @@ class _TimedNumpy:
 def _instrumented_build(probe: Probe, build: Callable[..., Any]) -> Callable[..., Any]:
     def build_program(cfg: TrainConfig, ds: Any) -> Any:
         program = build(cfg, ds)
+        pool = dataclasses.replace(
+            program.pool,
+            run_steps=probe.timed("train", program.pool.run_steps),
+            measure=probe.timed("measure", program.pool.measure),
+            put=probe.timed("refill", program.pool.put),
+        )
         return dataclasses.replace(
             program,
             run_steps=probe.timed("train", program.run_steps),
-            run_many=probe.timed("train", program.run_many),
             measure=probe.timed("measure", program.measure),
-            measure_lane=probe.timed("measure", program.measure_lane),
-            put_lane=probe.timed("refill", program.put_lane),
+            pool=pool,
         )
 
     return build_program
@@ -127,8 +131,8 @@ def _instrumented_build(probe: Probe, build: Callable[..., Any]) -> Callable[...
 @contextlib.contextmanager
 def instrumented(probe: Probe) -> Iterator[Probe]:
     """Patch the sweep's program builder, data upload and the vectorized loop's copies."""
-    saved = (runner.build_program, run_mod.device_data, vector.np, vector.jnp)
-    runner.build_program = _instrumented_build(probe, saved[0])
+    saved = (chunks.build_program, run_mod.device_data, vector.np, vector.jnp)
+    chunks.build_program = _instrumented_build(probe, saved[0])
     run_mod.device_data = probe.timed("h2d", saved[1])
     vector.np = _TimedNumpy(np, probe, "d2h", lambda x: isinstance(x, jax.Array))
     vector.jnp = _TimedNumpy(saved[3], probe, "h2d", lambda x: not isinstance(x, jax.Array))
@@ -137,7 +141,7 @@ def instrumented(probe: Probe) -> Iterator[Probe]:
         yield probe
     finally:
         probe.active = False
-        runner.build_program, run_mod.device_data, vector.np, vector.jnp = saved
+        chunks.build_program, run_mod.device_data, vector.np, vector.jnp = saved
 
 
 _PROBES: list[Probe] = []
@@ -297,7 +301,7 @@ def measurement_floor(
     index = jax.numpy.int32(0)
     fns = (
         lambda: test_pass(program.data, stack.params, index),
-        lambda: program.measure_lane(program.data, stack.params, index, eval_batch),
+        lambda: program.pool.measure(program.data, stack.params, index, eval_batch),
     )
     times: list[list[float]] = [[], []]
     for fn in fns:

@@ -62,7 +62,7 @@ def planned(cfgs: list[TrainConfig], ds, program, params: int) -> str:
             run_program(cfgs[chunk[0]], ds, program)
         else:
             train_vectorized(
-                [cfgs[i] for i in chunk], ds, program, on_result=lambda i, r: None, slots=slots
+                [cfgs[i] for i in chunk], ds, program, on_result=lambda i, r: None, lanes=slots
             )
     return "1-by-1" if slots == 1 else f"{len(chunks)}x{slots}"
 

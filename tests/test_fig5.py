@@ -14,7 +14,7 @@ from l2dynamics.experiments.fig5 import CONFIGS, load_images, run, run_config
 def test_tiny_end_to_end_writes_every_output(tmp_path):
     messages = []
     request = ReproduceRequest(
-        "fig5", "tiny", tmp_path, progress=lambda m, d, t: messages.append((m, d, t))
+        "fig5", "tiny", tmp_path, progress=lambda u: messages.append((u.status, u.done, u.total))
     )
     summary = run_config(request, CONFIGS["tiny"])
     for name in ("fig5.png", "summary.json", "report.html", "width_table.csv", "panel_c.csv"):

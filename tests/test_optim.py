@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from l2dynamics.optim import lr_factor, set_hyperparams, sgd_l2, weights_only_mask
+from l2dynamics.optim import eta_now, lr_factor, set_hyperparams, sgd_l2, weights_only_mask
 
 
 def _problem(seed=0):
@@ -113,3 +113,14 @@ def test_step_schedule_factors():
     assert float(lr_factor("constant", jnp.int32(99), total)) == 1.0
     with pytest.raises(ValueError, match="cosine"):
         lr_factor("cosine", jnp.int32(0), total)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "step"])
+def test_the_schedule_on_the_host_equals_the_schedule_on_the_device(schedule):
+    """One definition serves both: float64 on the host, float32 on the device, same factors."""
+    steps = np.arange(0, 101)
+    host = lr_factor(schedule, steps, 100, xp=np)
+    device = jax.vmap(lambda s: lr_factor(schedule, s, jnp.int32(100)))(jnp.asarray(steps))
+    assert host.dtype == np.float64 and device.dtype == jnp.float32
+    np.testing.assert_allclose(host, np.asarray(device), rtol=1e-6)
+    assert eta_now(schedule, 0.5, 95, 100, xp=np) == 0.5 * host[95]

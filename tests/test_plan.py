@@ -1,7 +1,7 @@
 import dataclasses
 
 from l2dynamics.config import ModelConfig, TrainConfig
-from l2dynamics.sweep.plan import group_key, lpt_makespan, max_chunk_size, plan_chunks, pool_width
+from l2dynamics.sweep.plan import group_key, lpt_makespan, max_chunk_size, plan_chunks, pool_lanes
 
 
 def test_chunks_are_equal_cuts_in_budget_order():
@@ -37,12 +37,12 @@ def test_lpt_makespan_fills_the_freest_lane_longest_run_first():
     assert lpt_makespan([7, 1], 5) == 7
 
 
-def test_pool_width_minimizes_the_estimated_time():
+def test_pool_lanes_minimizes_the_estimated_time():
     # 1 lane: 50000·1.5; 2: 25000·2.5 = 62500; 3: 20000·3.5 = 70000
-    assert pool_width([20000] + [5000] * 6, 1000) == 2
-    assert pool_width([100] * 12, 1000) == 12  # equal budgets: all at once
+    assert pool_lanes([20000] + [5000] * 6, 1000) == 2
+    assert pool_lanes([100] * 12, 1000) == 12  # equal budgets: all at once
     # capped at 5: 3 rounds either way, so 4 lanes (300·4.5) beat 5 (300·5.5)
-    assert pool_width([100] * 12, 1000, limit=5) == 4
-    assert pool_width([100] * 12, 10**7) == 1  # too large to vectorize: one by one
-    assert pool_width([100] * 12, 1000, vectorize=False) == 1
-    assert pool_width([], 1000) == 1
+    assert pool_lanes([100] * 12, 1000, limit=5) == 4
+    assert pool_lanes([100] * 12, 10**7) == 1  # too large to vectorize: one by one
+    assert pool_lanes([100] * 12, 1000, vectorize=False) == 1
+    assert pool_lanes([], 1000) == 1

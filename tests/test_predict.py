@@ -11,7 +11,7 @@ from l2dynamics.analysis.fits import c_from_run
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 from l2dynamics.errors import ConfigError
 from l2dynamics.predict import calibration_config, predict_l2, prediction_from_run
-from l2dynamics.train.run import make_result, train
+from l2dynamics.train.run import result_of, train
 
 # A tiny setup whose calibration at λ = 0.05, η = 1 peaks after ~16 epochs and is stopped at
 # ~3·t* (about 50 full-batch steps).
@@ -50,7 +50,7 @@ def _result(eta: float, lam: float, peak_epoch: int, epochs: int = 40, status: s
             }
         )
     diverged = epochs if status == "diverged" else None
-    return make_result(cfg, rows, epochs + 10, float(epochs + 10), diverged, 1.0, epochs)
+    return result_of(cfg, rows, epochs + 10, float(epochs + 10), diverged, 1.0, epochs)
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,7 @@ def test_conv_runs_are_planned_one_by_one_on_cpu_fc_runs_together():
     import jax
 
     from l2dynamics.config import ModelConfig
-    from l2dynamics.sweep.runner import _Context, plan
+    from l2dynamics.sweep.chunks import Context, plan
     from l2dynamics.sweep.spec import parse_sweep, run_hash
 
     table = {
@@ -210,7 +210,7 @@ def test_conv_runs_are_planned_one_by_one_on_cpu_fc_runs_together():
     fc = parse_sweep(table).runs
     conv = ModelConfig("cnn", {"channels": 2, "dense": 4, "pool_window": 1, "pool_stride": 1})
     cnn = [dataclasses.replace(c, model=conv) for c in fc]
-    chunks = plan([(run_hash(c), c) for c in (*fc, *cnn)], _Context(), None)
+    chunks = plan([(run_hash(c), c) for c in (*fc, *cnn)], Context(), None)
     sizes = {
         cs.cfgs[0].model.name: [len(c.cfgs) for c in chunks if c.cfgs[0].model == cs.cfgs[0].model]
         for cs in chunks

@@ -87,7 +87,7 @@ def test_autol2_runs_keep_their_schedule_through_a_tail_hand_over():
     ds = load_data(CFG)
     got = {}
     program = build_program(CFG, ds)
-    train_vectorized(cfgs, ds, program, on_result=got.__setitem__, slots=2, tail_min_saving=0)
+    train_vectorized(cfgs, ds, program, on_result=got.__setitem__, lanes=2, tail_min_saving=0)
     assert program.run_steps._cache_size() == 1  # the tail was handed over
     for i, cfg in enumerate(cfgs):
         alone = train(cfg, dataset=ds)

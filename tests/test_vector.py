@@ -84,9 +84,9 @@ def test_a_narrow_pool_refills_its_lanes_compiles_once_and_equals_one_by_one():
         order.append(i)
         got[i] = result
 
-    train_vectorized(cfgs, ds, program, on_result=on_result, slots=2)
+    train_vectorized(cfgs, ds, program, on_result=on_result, lanes=2)
     assert order == [2, 1, 0, 3]
-    assert program.run_many._cache_size() == 1 and program.measure_lane._cache_size() == 1
+    assert program.pool.run_steps._cache_size() == 1 and program.pool.measure._cache_size() == 1
     for i, cfg in enumerate(cfgs):
         alone = run_program(cfg, ds, program)
         assert got[i].steps == alone.steps == 4 * cfg.budget_epochs
@@ -145,8 +145,8 @@ def test_a_pool_hands_its_tail_to_the_one_run_program_and_equals_one_by_one():
     ds = load_data(BASE)
     handed, kept = build_program(BASE, ds), build_program(BASE, ds)
     got, ref = {}, {}
-    train_vectorized(cfgs, ds, handed, on_result=got.__setitem__, slots=2, tail_min_saving=0)
-    train_vectorized(cfgs, ds, kept, on_result=ref.__setitem__, slots=2, tail_min_saving=math.inf)
+    train_vectorized(cfgs, ds, handed, on_result=got.__setitem__, lanes=2, tail_min_saving=0)
+    train_vectorized(cfgs, ds, kept, on_result=ref.__setitem__, lanes=2, tail_min_saving=math.inf)
     assert handed.run_steps._cache_size() == 1 and handed.measure._cache_size() == 1
     assert kept.run_steps._cache_size() == 0 and kept.measure._cache_size() == 0
     assert got[2].stopped_at_peak and got[2].steps < 120
@@ -167,8 +167,8 @@ def test_a_tail_of_several_runs_trains_them_one_after_the_other():
         ds,
         program,
         on_result=got.__setitem__,
-        on_measure=lambda step, active: ticks.append((step, active)),
-        slots=4,
+        progress=lambda u: ticks.append((u.done, int(u.status.split()[0]))),
+        lanes=4,
         tail_min_saving=0,
     )
     assert program.run_steps._cache_size() == 1
@@ -184,7 +184,7 @@ def test_a_run_that_diverges_in_the_tail_is_reported_diverged():
     ds = load_data(BASE)
     program = build_program(BASE, ds)
     got = {}
-    train_vectorized(cfgs, ds, program, on_result=got.__setitem__, slots=2, tail_min_saving=0)
-    assert program.run_steps._cache_size() == 1 and program.run_many._cache_size() == 0
+    train_vectorized(cfgs, ds, program, on_result=got.__setitem__, lanes=2, tail_min_saving=0)
+    assert program.run_steps._cache_size() == 1 and program.pool.run_steps._cache_size() == 0
     assert got[0].status == "diverged" and got[0].diverged_step == 3
     _same_as_alone(got, cfgs, ds)

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, validate
 from l2dynamics.errors import L2DynError
-from l2dynamics.progress import LineProgress
+from l2dynamics.progress import LineProgress, ProgressFn, Update
 
 err = Console(stderr=True)
 
@@ -332,16 +332,7 @@ def train(json_out: bool, out: Path | None, quiet: bool, **o: Any) -> None:
     _check_out(out)
     cfg = validate(_train_config(o))
     with _progress(quiet) as bar:
-        task = bar.add_task("train", total=None, status="", unit="steps")
-
-        def report(step: int, total: int, row: dict[str, float]) -> None:
-            status = (
-                f"epoch {row['epoch']:.4g}  train {row['train_acc']:.3f}  "
-                f"test {row['test_acc']:.3f}"
-            )
-            bar.update(task, completed=step, total=total, status=status)
-
-        result = run_train(cfg, progress=report)
+        result = run_train(cfg, progress=_bars(bar))
     if out is not None:
         result.to_csv(out)
     _print_summary(result.summary(), json_out, out)
@@ -439,12 +430,6 @@ def predict_l2(
             raise L2DynError(f"{flag} must be a finite number > 0 (got {value:g})")
     base = _predict_base(sweep_file, o)
     with _progress(quiet) as bar:
-        task = bar.add_task("calibrate", total=None, status="", unit="steps")
-
-        def report(step: int, total: int, row: dict[str, float]) -> None:
-            status = f"epoch {row['epoch']:.4g}  test {row['test_acc']:.3f}"
-            bar.update(task, completed=step, total=total, status=status)
-
         pred = run_predict(
             base,
             budget_epochs,
@@ -452,7 +437,7 @@ def predict_l2(
             peak_stop=o["peak_stop"],
             max_c=o["budget_c"],
             max_epochs=o["max_epochs"],
-            progress=report,
+            progress=_bars(bar, rename={"train": "calibrate"}),
         )
     for note in pred.notes:
         err.print(f"l2dyn: warning: {note}", markup=False, highlight=False, soft_wrap=True)
@@ -521,36 +506,18 @@ def _store_option(help_text: str) -> Any:
     )
 
 
-class _SweepBar:
-    """A rich progress display for sweeps: a bar over runs and a live line for the chunk."""
+def _bars(bar: Progress | LineProgress, rename: dict[str, str] | None = None) -> ProgressFn:
+    """A :data:`~l2dynamics.progress.ProgressFn` that shows each task as a bar of ``bar``
+    (added when its first update comes; ``rename`` maps a task to the name shown)."""
+    tasks: dict[str, Any] = {}
 
-    def __init__(self, bar: Progress | LineProgress) -> None:
-        self.bar = bar
-        self.runs = bar.add_task("runs", total=None, status="", unit="runs")
-        self.chunk_task = bar.add_task("chunk", total=None, status="", unit="steps")
-        self.counts = {"done": 0, "diverged": 0, "failed": 0}
+    def show(u: Update) -> None:
+        if u.task not in tasks:
+            name = (rename or {}).get(u.task, u.task)
+            tasks[u.task] = bar.add_task(name, total=None, status="", unit=u.unit)
+        bar.update(tasks[u.task], completed=u.done, total=u.total, status=u.status)
 
-    def start(self, total: int, skipped: int) -> None:
-        self.bar.update(
-            self.runs, total=total, completed=skipped, status=f"{skipped} already in the store"
-        )
-
-    def chunk(self, index: int, count: int, size: int, max_steps: int) -> None:
-        self.bar.update(
-            self.chunk_task,
-            total=max_steps,
-            completed=0,
-            description=f"chunk {index + 1}/{count}",
-            status=f"{size} runs",
-        )
-
-    def measured(self, step: int, active: int) -> None:
-        self.bar.update(self.chunk_task, completed=step, status=f"{active} runs active")
-
-    def finished(self, run_hash: str, result: Any) -> None:
-        self.counts[result.status if result is not None else "failed"] += 1
-        status = "  ".join(f"{k} {v}" for k, v in self.counts.items())
-        self.bar.update(self.runs, advance=1, status=status)
+    return show
 
 
 @app.command()
@@ -590,7 +557,7 @@ def sweep(
             spec,
             str(store_path),
             vectorize=vectorize,
-            progress=_SweepBar(bar),
+            progress=_bars(bar),
             executor=executor,
             address=address,
         )
@@ -717,12 +684,9 @@ def reproduce(
         raise L2DynError(f"--out: directory {out_dir.parent} does not exist")
     out_dir.mkdir(exist_ok=True)
     with _progress(quiet) as bar:
-        task = bar.add_task(figure, total=None, status="", unit="")
-
-        def report(message: str, done: float, total: float | None) -> None:
-            bar.update(task, completed=done, total=total, status=message)
-
-        request = ReproduceRequest(figure, scale, out_dir, data_dir, executor, address, report)
+        request = ReproduceRequest(
+            figure, scale, out_dir, data_dir, executor, address, progress=_bars(bar)
+        )
         summary = run(request)
     if json_out:
         sys.stdout.write(json.dumps(summary) + "\n")
@@ -752,14 +716,8 @@ def quickstart(out_dir: Path, json_out: bool, quiet: bool) -> None:
         raise L2DynError(f"--out: directory {out_dir.parent} does not exist")
     out_dir.mkdir(exist_ok=True)
     with _progress(quiet) as bar:
-        task = bar.add_task("quickstart", total=None, status="", unit="runs")
-
-        def report(message: str, done: float, total: float | None) -> None:
-            bar.update(task, completed=done, total=total, status=message)
-
-        summary = runner("quickstart")(
-            ReproduceRequest("quickstart", "cpu", out_dir, progress=report)
-        )
+        request = ReproduceRequest("quickstart", "cpu", out_dir, progress=_bars(bar))
+        summary = runner("quickstart")(request)
     if json_out:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:

@@ -24,7 +24,11 @@ import optax
 
 from l2dynamics.config import L2_MASKS
 
-STEP_MILESTONES = (0.3, 0.6, 0.9)
+# The step schedule's milestones as fractions (num, den) of the budget, compared in integers
+# (den·step ≥ num·total): host and device, CPU and GPU switch at the same step. (A float32
+# division on XLA:CPU put the milestones at 30% and 60% of a 100-step budget one step late,
+# while the host's float64 bookkeeping switched on time.)
+STEP_MILESTONES = ((3, 10), (6, 10), (9, 10))
 STEP_FACTOR = 0.2
 
 
@@ -99,28 +103,25 @@ def set_hyperparams(opt_state: Any, **values: jax.Array | float) -> Any:
     return opt_state._replace(hyperparams=hyper)
 
 
-def lr_factor(schedule: str, step: jax.Array, total_steps: jax.Array) -> jax.Array:
-    """Multiplier of η at ``step`` (steps) out of ``total_steps``.
+def lr_factor(schedule: str, step: Any, total_steps: Any, *, xp: Any = jnp) -> Any:
+    """Multiplier of η at ``step`` (steps) out of ``total_steps``: the one definition of the
+    learning-rate schedule, used on the device (``xp=jnp``, float32, jittable) and on the host
+    (``xp=np``, float64, for physical time and the η column of a curve).
 
     ``"constant"``: 1. ``"step"``: ×0.2 at 30%, 60% and 90% of training (the paper's WRN
-    schedule), i.e. ``0.2**(number of milestones passed)``.
+    schedule), i.e. ``0.2**(number of milestones passed)``. ``step`` may be an array of steps.
     """
+    dtype = np.float64 if xp is np else jnp.float32
     if schedule == "constant":
-        return jnp.float32(1.0)
+        return xp.ones(xp.shape(step), dtype)
     if schedule == "step":
-        frac = step.astype(jnp.float32) / jnp.maximum(total_steps, 1).astype(jnp.float32)
-        passed = sum((frac >= m).astype(jnp.float32) for m in STEP_MILESTONES)
-        return jnp.float32(STEP_FACTOR) ** passed
+        step, total = xp.asarray(step), xp.maximum(xp.asarray(total_steps), 1)
+        passed = sum((den * step >= num * total).astype(dtype) for num, den in STEP_MILESTONES)
+        return dtype(STEP_FACTOR) ** passed
     raise ValueError(f"unknown learning-rate schedule {schedule!r} (choose from constant, step)")
 
 
-def lr_factors_host(schedule: str, steps: np.ndarray, total_steps: int) -> np.ndarray:
-    """:func:`lr_factor` in numpy (float64) for many steps at once, for host-side bookkeeping
-    (physical time, the η column of a curve) without dispatching to the device."""
-    if schedule == "constant":
-        return np.ones(np.shape(steps))
-    if schedule == "step":
-        frac = np.asarray(steps, np.float64) / max(total_steps, 1)
-        passed = sum((frac >= m).astype(np.float64) for m in STEP_MILESTONES)
-        return STEP_FACTOR**passed
-    raise ValueError(f"unknown learning-rate schedule {schedule!r} (choose from constant, step)")
+def eta_now(schedule: str, eta0: Any, step: Any, total_steps: Any, *, xp: Any = jnp) -> Any:
+    """The learning rate in force at ``step``: ``η₀ · lr_factor(step)`` (per step), on the
+    device or the host as :func:`lr_factor`."""
+    return eta0 * lr_factor(schedule, step, total_steps, xp=xp)

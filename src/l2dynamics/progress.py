@@ -1,6 +1,9 @@
-"""Progress as plain lines, for logs: what the live bar shows, when standard error is no terminal.
+"""Progress: the one callback type of long work, and a display of it as plain lines for logs.
 
-A live progress bar draws nothing until the end when its output is a file or a pipe (a job
+Every long call (``train``, ``predict_l2``, ``run_sweep``, a ``reproduce`` runner) takes
+``progress: ProgressFn`` and calls it with an :class:`Update` (a task's name, how much of it is
+done out of what total, in what unit, and a status line); the command line shows each task as a
+bar. A live progress bar draws nothing until the end when its output is a file or a pipe (a job
 under ``nohup``, a CI log, ``2> log``). :class:`LineProgress` takes the same calls as
 ``rich.progress.Progress`` (``add_task``, ``update``, use as a context manager) and writes one
 line per task at most every ``every_s`` seconds, and always when a task completes or changes
@@ -13,6 +16,32 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+
+@dataclass(frozen=True)
+class Update:
+    """One progress report.
+
+    Attributes:
+        task: what is progressing (``"train"``, ``"runs"``, a figure's name); one bar each.
+        done: how much of it is done, in ``unit``.
+        total: out of how much (None while unknown).
+        unit: ``"steps"``, ``"runs"``, … ("" for none).
+        status: a short line on the state of the task (accuracy so far, runs active, …).
+    """
+
+    task: str
+    done: float
+    total: float | None = None
+    unit: str = ""
+    status: str = ""
+
+
+ProgressFn = Callable[[Update], None]
+
+
+def no_progress(update: Update) -> None:
+    """The default :data:`ProgressFn`: report nothing."""
 
 
 @dataclass

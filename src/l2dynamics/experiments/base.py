@@ -3,22 +3,18 @@
 A runner is a function ``run(request: ReproduceRequest) -> dict``. It writes into
 ``request.out_dir`` at least ``FIG.png`` (the figure), one or more CSV files (the numbers behind
 it), ``summary.json`` (the fitted values it returns) and ``report.html`` (self-contained).
-Long work reports progress through ``request.progress(message, done, total)``.
+Long work reports progress through ``request.say(message, done, total)``, which sends an
+:class:`~l2dynamics.progress.Update` of the figure's task to ``request.progress``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from l2dynamics.progress import ProgressFn, Update, no_progress
+
 SCALES = ("cpu", "paper")
-
-ProgressFn = Callable[[str, float, float | None], None]
-
-
-def _no_progress(message: str, done: float, total: float | None) -> None:
-    """The default progress callback: report nothing."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +28,7 @@ class ReproduceRequest:
         data_dir: directory of MNIST / CIFAR-10 files, or None for ``$L2DYN_DATA``.
         executor: ``"local"`` or ``"ray"`` for figures that run sweeps.
         address: Ray cluster address, or None.
-        progress: ``progress(message, done, total)``; total None when unknown.
+        progress: gets the runner's :class:`~l2dynamics.progress.Update` s (task: the figure).
     """
 
     figure: str
@@ -41,4 +37,8 @@ class ReproduceRequest:
     data_dir: str | None = None
     executor: str = "local"
     address: str | None = None
-    progress: ProgressFn = field(default=_no_progress, compare=False)
+    progress: ProgressFn = field(default=no_progress, compare=False)
+
+    def say(self, message: str, done: float, total: float | None, unit: str = "") -> None:
+        """Report progress of this figure: ``done`` of ``total`` (None: unknown) ``unit``."""
+        self.progress(Update(self.figure, done, total, unit, message))

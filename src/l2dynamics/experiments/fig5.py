@@ -144,7 +144,7 @@ CONFIGS: dict[str, Fig5Config] = {
 }
 """``cpu`` fits 2 cores in about 10 minutes; ``tiny`` is for tests only (not a CLI scale)."""
 
-ProgressFn = Callable[[str, float, float | None], None]
+SayFn = Callable[[str, float, float | None], None]  # ReproduceRequest.say
 
 
 def run(request: ReproduceRequest) -> dict[str, Any]:
@@ -156,7 +156,7 @@ def run(request: ReproduceRequest) -> dict[str, Any]:
 
 def run_config(request: ReproduceRequest, cfg: Fig5Config) -> dict[str, Any]:
     """Compute every panel and check with ``cfg``; write fig5.png, CSVs, summary.json, report."""
-    start, out, say = time.time(), Path(request.out_dir), request.progress
+    start, out, say = time.time(), Path(request.out_dir), request.say
     x, y = load_images(cfg, request.data_dir)  # first: a missing data set fails at once
     say("theory curves, Lemma 1, deep linear", 0, None)
     tables = {"panel_ab": theory_curves(cfg), "homogeneity": homogeneity_table(cfg)}
@@ -295,7 +295,7 @@ def kernel_of_fresh_net(cfg: Fig5Config, x: jax.Array) -> np.ndarray:
 
 
 def width_runs(
-    cfg: Fig5Config, x: jax.Array, y: np.ndarray, say: ProgressFn
+    cfg: Fig5Config, x: jax.Array, y: np.ndarray, say: SayFn
 ) -> tuple[dict[str, pd.DataFrame], Any]:
     """Train every width, measure Θ_t on the probes; the table, the curves, the widest trace."""
     rows, curves, trace = [], [], None

@@ -17,35 +17,26 @@ import pandas as pd
 from l2dynamics import files
 from l2dynamics.experiments.base import ReproduceRequest
 from l2dynamics.experiments.spec import Experiment, load_experiment
-from l2dynamics.sweep.runner import Progress, run_sweep
+from l2dynamics.progress import ProgressFn, Update
+from l2dynamics.sweep.runner import run_sweep
 from l2dynamics.sweep.spec import run_hash
 from l2dynamics.sweep.store import load_measurements, load_runs
 
 STORE = "store.sqlite"
 
 
-class _Forward(Progress):
-    """Sweep progress hooks forwarded to a ``progress(message, done, total)`` callback."""
+def forward(request: ReproduceRequest, label: str, offset: int, total: int) -> ProgressFn:
+    """A sweep's progress as the figure's: runs finished (after ``offset`` runs of earlier
+    sweeps) of ``total``, with the sweep's ``label`` and its latest status."""
+    prefix = f"{label}: " if label else ""
+    runs = [0]  # runs finished in this sweep, as its last "runs" update said
 
-    def __init__(self, request: ReproduceRequest, label: str, offset: int, total: int) -> None:
-        self.request, self.label, self.offset, self.total = request, label, offset, total
-        self.finished_runs = self.skipped = 0
+    def send(update: Update) -> None:
+        if update.task == "runs":
+            runs[0] = int(update.done)
+        request.say(f"{prefix}{update.status}", offset + runs[0], total, "runs")
 
-    def start(self, total: int, skipped: int) -> None:
-        self.finished_runs = self.skipped = skipped
-        self._say("starting")
-
-    def measured(self, step: int, active: int) -> None:
-        self._say(f"step {step}, {active} runs active")
-
-    def finished(self, run_hash: str, result: Any) -> None:
-        self.finished_runs += 1
-        self._say("run finished")
-
-    def _say(self, what: str) -> None:
-        prefix = f"{self.label}: " if self.label else ""
-        done = self.offset + self.finished_runs
-        self.request.progress(f"{prefix}{what} (runs)", done, self.total)
+    return send
 
 
 def train_sweeps(
@@ -59,12 +50,15 @@ def train_sweeps(
     total = sum(len(s.runs) for _, s in exp.sweeps)
     labels, offset, reused = {}, 0, 0
     for label, sweep in exp.sweeps:
-        hook = _Forward(request, label, offset, total)
-        run_sweep(
-            sweep, str(store), progress=hook, executor=request.executor, address=request.address
+        report = run_sweep(
+            sweep,
+            str(store),
+            progress=forward(request, label, offset, total),
+            executor=request.executor,
+            address=request.address,
         )
         offset += len(sweep.runs)
-        reused += hook.skipped
+        reused += report.skipped
         labels.update({run_hash(c): label for c in sweep.runs})
     return labels, reused
 
@@ -108,7 +102,7 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
     start = time.perf_counter()
     out = Path(request.out_dir)
     labels, reused = train_sweeps(exp, request, out / STORE)
-    request.progress("analysing", 1, 1)
+    request.say("analysing", 1, 1)
     runs, curves = load_results(out / STORE, labels)
     outcome = analyse(exp, runs, curves, out)
     for name, table in outcome.tables.items():

@@ -2,7 +2,7 @@
 
 Runs share a compiled program when everything but η, λ, seed and budget agrees (the *group
 key*). A group trains in a pool of lanes that refills as runs finish (see
-:mod:`l2dynamics.train.vector`); :func:`pool_width` sizes it so that the pool's makespan is
+:mod:`l2dynamics.train.vector`); :func:`pool_lanes` sizes it so that the pool's makespan is
 about the longest run, within memory and cache. Models larger than ``MAX_VECTORIZED_PARAMS``
 run one by one: on a CPU, vectorizing large models does not pay (see
 ``benchmarks/vectorize.py``, which measured the threshold). For the Ray executor a group is
@@ -67,20 +67,20 @@ def max_chunk_size(n_params: int, *, memory: int | None = None, share: float = 0
     return max(1, min(MAX_CHUNK, by_memory, by_cache))
 
 
-def lpt_makespan(totals: Sequence[int], width: int) -> int:
-    """Steps until a pool of ``width`` lanes, filled longest run first and refilled as lanes
+def lpt_makespan(totals: Sequence[int], lanes: int) -> int:
+    """Steps until a pool of ``lanes`` lanes, filled longest run first and refilled as lanes
     free up, has trained runs of ``totals`` steps."""
-    lanes = [0] * width
+    ends = [0] * lanes
     for total in sorted(totals, reverse=True):
-        heapq.heapreplace(lanes, lanes[0] + total)
-    return max(lanes)
+        heapq.heapreplace(ends, ends[0] + total)
+    return max(ends)
 
 
-def pool_width(
+def pool_lanes(
     totals: Sequence[int], n_params: int, *, vectorize: bool | None = None, limit: int | None = None
 ) -> int:
-    """Lanes of the pool for runs of ``totals`` steps: the width that minimizes the estimated
-    time ``makespan(width) · (width + LANE_OVERHEAD)`` (a vmapped step costs about one lane's
+    """Lanes of the pool for runs of ``totals`` steps: the number that minimizes the estimated
+    time ``makespan(lanes) · (lanes + LANE_OVERHEAD)`` (a vmapped step costs about one lane's
     compute per lane plus a fixed part), at most ``limit`` (default :func:`max_chunk_size`)
     and the number of runs; 1 (one by one) when not vectorized. ``vectorize=None`` decides by
     model size."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from l2dynamics.errors import L2DynError
+from l2dynamics.sweep.chunks import Chunk, Context, train_chunk
 from l2dynamics.train.run import RunResult
 
 MAX_RETRIES = 2
@@ -26,20 +27,18 @@ def _import_ray():
     return ray
 
 
-def train_chunk_task(chunk) -> list[tuple[str, RunResult]]:
+def train_chunk_task(chunk: Chunk) -> list[tuple[str, RunResult]]:
     """Body of a Ray task: train one chunk in this worker, reusing its compiled programs."""
     global _WORKER_CONTEXT
-    from l2dynamics.sweep.runner import Progress, _Context, train_chunk
-
     if _WORKER_CONTEXT is None:
-        _WORKER_CONTEXT = _Context()
+        _WORKER_CONTEXT = Context()
     results: list[tuple[str, RunResult]] = []
-    train_chunk(chunk, _WORKER_CONTEXT, lambda h, r: results.append((h, r)), Progress())
+    train_chunk(chunk, _WORKER_CONTEXT, lambda h, r: results.append((h, r)))
     return results
 
 
 def run_chunks_on_ray(
-    chunks: Sequence,
+    chunks: Sequence[Chunk],
     address: str | None,
     on_result: Callable[[str, RunResult], None],
     on_failure: Callable[[str, str], None],

@@ -10,28 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
-import jax
-
-from l2dynamics.config import DataConfig, TrainConfig, budget_epochs
-from l2dynamics.data import Dataset
 from l2dynamics.errors import L2DynError
-from l2dynamics.models import count_params
-from l2dynamics.sweep.plan import group_key, plan_chunks, pool_width
+from l2dynamics.progress import ProgressFn, Update, no_progress
+from l2dynamics.sweep.chunks import Chunk, Context, chunk_steps, plan, train_chunk
 from l2dynamics.sweep.spec import Sweep, config_dict, run_hash
 from l2dynamics.sweep.store import SUMMARY_COLUMNS, RunStore
-from l2dynamics.train.run import (
-    Program,
-    RunResult,
-    build_program,
-    load_data,
-    run_program,
-    stepwise_dispatch,
-    total_steps,
-)
-from l2dynamics.train.vector import train_vectorized
+from l2dynamics.train.run import RunResult
 
 SUMMARY_KEYS = tuple(SUMMARY_COLUMNS)
 
@@ -47,112 +33,21 @@ class SweepReport:
     failed: int = 0
     wall_s: float = 0.0
 
-
-@dataclasses.dataclass(frozen=True)
-class Chunk:
-    """Runs that train together (one vmapped program), with their store hashes."""
-
-    hashes: tuple[str, ...]
-    cfgs: tuple[TrainConfig, ...]
-    slots: int = 1
-
-
-class Progress:
-    """Progress hooks; the CLI subclasses it with a bar. All methods are no-ops here."""
-
-    def start(self, total: int, skipped: int) -> None: ...
-
-    def chunk(self, index: int, count: int, size: int, max_steps: int) -> None: ...
-
-    def measured(self, step: int, active: int) -> None: ...
-
-    def finished(self, run_hash: str, result: RunResult | None) -> None: ...
+    def update(self) -> Update:
+        """The progress update of task ``"runs"``: runs finished (earlier ones included) of
+        all, with the counts by outcome as status."""
+        finished = self.skipped + self.done + self.diverged + self.failed
+        if finished == self.skipped:
+            status = f"{self.skipped} already in the store"
+        else:
+            status = f"done {self.done}  diverged {self.diverged}  failed {self.failed}"
+        return Update("runs", finished, self.total, "runs", status)
 
 
 def summary_of(result: RunResult) -> dict[str, Any]:
     """The stored summary of a run (see :data:`SUMMARY_KEYS`)."""
     full = result.summary()
     return {k: full[k] for k in SUMMARY_KEYS}
-
-
-class _Context:
-    """Per-sweep caches: each data set loaded once, each program compiled once."""
-
-    def __init__(self) -> None:
-        self.data: dict[DataConfig, Dataset] = {}
-        self.programs: dict[str, Program] = {}
-
-    def dataset(self, cfg: TrainConfig) -> Dataset:
-        if cfg.data not in self.data:
-            self.data[cfg.data] = load_data(cfg)
-        return self.data[cfg.data]
-
-    def program(self, cfg: TrainConfig) -> Program:
-        key = group_key(cfg)
-        if key not in self.programs:
-            self.programs[key] = build_program(cfg, self.dataset(cfg))
-        return self.programs[key]
-
-
-def plan(
-    todo: Sequence[tuple[str, TrainConfig]],
-    ctx: _Context,
-    vectorize: bool | None,
-    *,
-    split: bool = False,
-) -> list[Chunk]:
-    """Group runs by program; each group is one pool of :func:`pool_width` lanes (``split``:
-    cut into chunks of similar budgets, one Ray task each, all with that width). Runs trained
-    one by one are a chunk each."""
-    groups: dict[str, list[tuple[str, TrainConfig]]] = {}
-    for item in todo:
-        groups.setdefault(group_key(item[1]), []).append(item)
-    chunks = []
-    for items in groups.values():
-        cfg0 = items[0][1]
-        ds, program = ctx.dataset(cfg0), ctx.program(cfg0)
-        n_params = count_params(jax.eval_shape(program.init_params, jax.random.key(0)))
-        totals = [
-            total_steps(budget_epochs(c), ds.n_train, program.spec.batch_size) for _, c in items
-        ]
-        vec = vectorize
-        if vec is None and stepwise_dispatch(cfg0.model.name):
-            vec = False  # vmapped convolutions on XLA:CPU cost more than runs one by one
-        width = pool_width(totals, n_params, vectorize=vec)
-        if split or width == 1:  # one by one: a chunk per run, shortest first
-            cut = plan_chunks(totals, n_params, vectorize=width > 1)
-        else:
-            cut = [range(len(items))]
-        for idx in cut:
-            hashes, cfgs = tuple(items[i][0] for i in idx), tuple(items[i][1] for i in idx)
-            chunks.append(Chunk(hashes, cfgs, width))
-    return chunks
-
-
-def train_chunk(
-    chunk: Chunk,
-    ctx: _Context,
-    on_result: Callable[[str, RunResult], None],
-    progress: Progress,
-) -> None:
-    """Train one chunk: in a pool of ``chunk.slots`` lanes, or run by run when it is 1."""
-    cfg0 = chunk.cfgs[0]
-    ds, program = ctx.dataset(cfg0), ctx.program(cfg0)
-    if chunk.slots == 1:
-        for run_hash, cfg in zip(chunk.hashes, chunk.cfgs, strict=True):
-            result = run_program(
-                cfg, ds, program, progress=lambda step, total, row: progress.measured(step, 1)
-            )
-            on_result(run_hash, result)
-        return
-    train_vectorized(
-        chunk.cfgs,
-        ds,
-        program,
-        on_result=lambda i, r: on_result(chunk.hashes[i], r),
-        on_measure=progress.measured,
-        slots=chunk.slots,
-    )
 
 
 EXECUTORS = ("local", "ray")
@@ -163,7 +58,7 @@ def run_sweep(
     store_path: str,
     *,
     vectorize: bool | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     executor: str = "local",
     address: str | None = None,
 ) -> SweepReport:
@@ -173,63 +68,69 @@ def run_sweep(
         sweep: the validated sweep.
         store_path: its SQLite store (created, or resumed when it exists).
         vectorize: force vectorized (True) or one-by-one (False) training; None: by model size.
-        progress: hooks for a progress display.
+        progress: gets updates of task ``"runs"`` (runs finished of all, at the start and as
+            each run ends) and, with the local executor, ``"chunk"`` (steps of the chunk in
+            training, of its longest budget).
         executor: ``"local"`` (in this process) or ``"ray"`` (chunks become Ray tasks; this
             process alone writes the store).
         address: the Ray cluster to join (default: start a local one).
     """
     if executor not in EXECUTORS:
         raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
-    progress = progress or Progress()
+    progress = progress or no_progress
     start = time.perf_counter()
     with RunStore(store_path, lock=True) as store:
         _register(store, sweep)
         queued = {r.hash for r in store.runs("queued")}
         todo = [(h, c) for h, c in ((run_hash(c), c) for c in sweep.runs) if h in queued]
         report = SweepReport(total=len(sweep.runs), skipped=len(sweep.runs) - len(todo))
-        progress.start(report.total, report.skipped)
-        ctx = _Context()
+        progress(report.update())
+        ctx = Context()
         chunks = plan(todo, ctx, vectorize, split=executor == "ray")
+        book = _Book(store, report, progress)
         if executor == "ray":
-            from l2dynamics.sweep.ray_executor import run_chunks_on_ray
+            from l2dynamics.sweep.ray_executor import run_chunks_on_ray  # Ray only when asked
 
             store.mark_running([h for chunk in chunks for h in chunk.hashes])
-            run_chunks_on_ray(
-                chunks,
-                address,
-                lambda h, r: _record(store, report, progress, h, r),
-                lambda h, e: _fail(store, report, progress, h, e),
-            )
+            run_chunks_on_ray(chunks, address, book.record, book.fail)
         else:
             for index, chunk in enumerate(chunks):
-                progress.chunk(index, len(chunks), len(chunk.cfgs), chunk_steps(chunk, ctx))
-                _run_chunk(store, chunk, ctx, report, progress)
+                chunk_progress = _chunk_progress(progress, index, len(chunks), chunk, ctx)
+                _run_chunk(book, chunk, ctx, chunk_progress)
     report.wall_s = time.perf_counter() - start
     return report
 
 
-def chunk_steps(chunk: Chunk, ctx: _Context) -> int:
-    """The longest budget of a chunk, in steps."""
-    return max(
-        total_steps(budget_epochs(c), ctx.dataset(c).n_train, ctx.program(c).spec.batch_size)
-        for c in chunk.cfgs
-    )
+def _chunk_progress(
+    progress: ProgressFn, index: int, count: int, chunk: Chunk, ctx: Context
+) -> ProgressFn:
+    """``progress`` for the runs or the pool of chunk ``index`` of ``count``: their updates
+    become updates of task ``"chunk"`` in steps of the chunk's longest budget."""
+    total = chunk_steps(chunk, ctx)
+    label = f"chunk {index + 1}/{count} ({len(chunk.cfgs)} runs)"
+    progress(Update("chunk", 0, total, "steps", label))
+    return lambda u: progress(Update("chunk", u.done, total, "steps", f"{label}: {u.status}"))
 
 
-def _record(
-    store: RunStore, report: SweepReport, progress: Progress, run_hash: str, result: RunResult
-) -> None:
-    store.record_result(run_hash, result.status, summary_of(result), result.curve)
-    setattr(report, result.status, getattr(report, result.status) + 1)
-    progress.finished(run_hash, result)
+@dataclasses.dataclass
+class _Book:
+    """Records outcomes: into the store, the report's counts and the progress display."""
 
+    store: RunStore
+    report: SweepReport
+    progress: ProgressFn
 
-def _fail(
-    store: RunStore, report: SweepReport, progress: Progress, run_hash: str, error: str
-) -> None:
-    store.mark_failed(run_hash, error)
-    report.failed += 1
-    progress.finished(run_hash, None)
+    def record(self, run_hash: str, result: RunResult) -> None:
+        """Store a finished run's result."""
+        self.store.record_result(run_hash, result.status, summary_of(result), result.curve)
+        setattr(self.report, result.status, getattr(self.report, result.status) + 1)
+        self.progress(self.report.update())
+
+    def fail(self, run_hash: str, error: str) -> None:
+        """Mark a run failed with ``error``."""
+        self.store.mark_failed(run_hash, error)
+        self.report.failed += 1
+        self.progress(self.report.update())
 
 
 def _register(store: RunStore, sweep: Sweep) -> None:
@@ -240,14 +141,12 @@ def _register(store: RunStore, sweep: Sweep) -> None:
     store.reset_interrupted()
 
 
-def _run_chunk(
-    store: RunStore, chunk: Chunk, ctx: _Context, report: SweepReport, progress: Progress
-) -> None:
-    store.mark_running(chunk.hashes)
+def _run_chunk(book: _Book, chunk: Chunk, ctx: Context, progress: ProgressFn) -> None:
+    book.store.mark_running(chunk.hashes)
     finished: set[str] = set()
 
     def record(run_hash: str, result: RunResult) -> None:
-        _record(store, report, progress, run_hash, result)
+        book.record(run_hash, result)
         finished.add(run_hash)
 
     try:
@@ -257,4 +156,4 @@ def _run_chunk(
     except Exception as exc:  # a bug or a resource error: keep the sweep going, say which runs
         for h in chunk.hashes:
             if h not in finished:
-                _fail(store, report, progress, h, f"{type(exc).__name__}: {exc}")
+                book.fail(h, f"{type(exc).__name__}: {exc}")

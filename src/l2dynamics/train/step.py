@@ -20,10 +20,10 @@ import optax
 import l2dynamics.autol2.controller as controller
 from l2dynamics.autol2.controller import AutoL2State
 from l2dynamics.autol2.options import AutoL2Options
-from l2dynamics.data import augment
+from l2dynamics.data.augment import augment_batch
 from l2dynamics.losses import correct, l2_norm_sq
 from l2dynamics.models.norm import near_equal_chunks
-from l2dynamics.optim import lr_factor, set_hyperparams
+from l2dynamics.optim import eta_now, set_hyperparams
 
 
 class DeviceData(NamedTuple):
@@ -49,20 +49,22 @@ class Hyper(NamedTuple):
 
 class TrainState(NamedTuple):
     """Parameters, optimizer state, the step counter, the data-order key, the first step
-    whose minibatch loss was not finite (−1 while every loss has been finite), and the AutoL2
-    controller's state (carried, unused, by runs with a fixed λ)."""
+    whose minibatch loss was not finite (−1 while every loss has been finite), and the state of
+    the AutoL2 controller that schedules λ (carried, unused, by runs with a fixed λ)."""
 
     params: Any
     opt_state: Any
     step: jax.Array
     key: jax.Array
     diverged_step: jax.Array
-    autol2: AutoL2State
+    controller: AutoL2State
 
 
 @dataclasses.dataclass(frozen=True)
 class StepSpec:
-    """The static part of a step: the model's apply, the loss, batch size and augmentation."""
+    """The static part of a step: the model's apply, the loss, the optimizer, batch size, the
+    learning-rate schedule's kind, augmentation, and the options of the AutoL2 controller
+    when λ is scheduled (``controller``; None for a fixed λ)."""
 
     apply: Callable[..., jax.Array]
     loss: Callable[[jax.Array, jax.Array], jax.Array]
@@ -73,7 +75,7 @@ class StepSpec:
     flip: bool = False
     crop: int = 0
     mixup_alpha: float = 0.0
-    autol2: AutoL2Options | None = None
+    controller: AutoL2Options | None = None
 
 
 def batch_indices(key: jax.Array, step: jax.Array, batch_size: int, n: int) -> jax.Array:
@@ -100,20 +102,15 @@ def get_batch(spec: StepSpec, data: DeviceData, key: jax.Array, step: jax.Array)
         idx = batch_indices(key, step, spec.batch_size, spec.n_train)
         x, y = data.x_train[idx], data.y_train[idx]
     aug_key = jax.random.fold_in(jax.random.fold_in(key, 0x5EED), step)
-    k_flip, k_crop, k_mix = jax.random.split(aug_key, 3)
-    if spec.flip:
-        x = augment.random_flip(k_flip, x)
-    if spec.crop:
-        x = augment.random_crop(k_crop, x, pad=spec.crop)
-    if spec.mixup_alpha > 0:
-        x, y = augment.mixup(k_mix, x, y, alpha=spec.mixup_alpha)
-    return x, y
+    return augment_batch(
+        aug_key, x, y, flip=spec.flip, crop=spec.crop, mixup_alpha=spec.mixup_alpha
+    )
 
 
 def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper) -> TrainState:
     """One step ``θ ← θ − η_t(v)``, ``v ← μv + ∇L_data + λθ`` at ``η_t = η₀·schedule(step)``.
 
-    With AutoL2 (``spec.autol2``), λ is the controller's: every ``period`` steps (at steps
+    With AutoL2 (``spec.controller``), λ is the controller's: every ``period`` steps (at steps
     0, k, 2k, …) the bare loss and error of this step's minibatch, at the parameters before
     this update, are fed to the controller, and its new λ applies from this update on.
     """
@@ -124,9 +121,9 @@ def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper
         return spec.loss(f, y), f
 
     (loss, logits), grads = jax.value_and_grad(bare_loss, has_aux=True)(state.params)
-    ctrl = _autol2_update(spec, state, loss, logits, y)
-    lam = hyper.lam if spec.autol2 is None else ctrl.lam
-    lr = hyper.eta0 * lr_factor(spec.lr_schedule, state.step, hyper.total_steps)
+    ctrl = _controller_update(spec, state, loss, logits, y)
+    lam = hyper.lam if spec.controller is None else ctrl.lam
+    lr = eta_now(spec.lr_schedule, hyper.eta0, state.step, hyper.total_steps)
     opt_state = set_hyperparams(state.opt_state, learning_rate=lr, l2=lam)
     updates, opt_state = spec.tx.update(grads, opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -135,19 +132,19 @@ def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper
     return TrainState(params, opt_state, state.step + 1, state.key, diverged, ctrl)
 
 
-def _autol2_update(
+def _controller_update(
     spec: StepSpec, state: TrainState, loss: jax.Array, logits: jax.Array, y: jax.Array
 ) -> AutoL2State:
     """The controller's state after this step's measurement (unchanged off-period)."""
-    opts = spec.autol2
+    opts = spec.controller
     if opts is None:
-        return state.autol2
+        return state.controller
     error = 1.0 - correct(logits, y) / jnp.float32(y.shape[0])
 
     def measure(ctrl: AutoL2State) -> AutoL2State:
         return controller.update(ctrl, state.step, loss, error, opts)
 
-    return jax.lax.cond(state.step % opts.period == 0, measure, lambda c: c, state.autol2)
+    return jax.lax.cond(state.step % opts.period == 0, measure, lambda c: c, state.controller)
 
 
 def run_steps(
@@ -186,8 +183,8 @@ def stepwise(step: Callable[..., TrainState]) -> Callable[..., TrainState]:
     ``run(data, state, hyper, n_steps)`` takes the same arguments as :func:`run_steps` (or
     its vmap, ``n_steps`` per run) and gives the same result. Used for convolutional models
     on XLA:CPU, which leaves its fast convolution path inside a ``while_loop`` body (measured
-    15–36× slower per step: ``benchmarks/RESULTS-xeon-2026-11-28.md``); a call costs one
-    dispatch per step, small next to a convolution's step.
+    in ``benchmarks/``); a call costs one dispatch per step, small next to a convolution's
+    step.
     """
 
     def run(data: DeviceData, state: TrainState, hyper: Hyper, n_steps: Any) -> TrainState:
@@ -213,9 +210,9 @@ def evaluate(
     """Bare loss and accuracy over a whole set ``x (N, …)``, ``y (N, k)`` in chunks of at most
     ``max_batch`` (BatchNorm uses each chunk's statistics, as in the paper).
 
-    Up to ``MAX_UNROLLED_CHUNKS`` chunks are unrolled (static slices); more go through
-    ``lax.map`` to bound compilation. On XLA:CPU the ``lax.map`` loop cost about an eighth of
-    a small FC's measurement (2 chunks of 1000 MNIST images: 4.5 ms against 3.9 ms unrolled).
+    Up to ``MAX_UNROLLED_CHUNKS`` chunks are unrolled (static slices): on XLA:CPU a
+    ``lax.map`` loop costs a small model's measurement a measurable share (``benchmarks/``);
+    more chunks go through ``lax.map`` to bound compilation.
     """
     n = x.shape[0]
     a, sa, b, sb = near_equal_chunks(n, max_batch)
@@ -273,8 +270,8 @@ def measure_lane(
 ) -> dict[str, jax.Array]:
     """:func:`measure` of lane ``index`` of stacked ``params`` (leading run axis).
 
-    The lane is copied out before use (an optimization barrier), which measured about 7%
-    faster on XLA:CPU for a small FC than letting XLA fuse the lane's slice into its users."""
+    The lane is copied out before use (an optimization barrier): on XLA:CPU that is faster
+    than letting XLA fuse the lane's slice into its users (``benchmarks/``)."""
     return measure(spec, data, jax.lax.optimization_barrier(lane(params, index)), eval_batch)
 
 

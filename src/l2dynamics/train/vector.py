@@ -1,125 +1,211 @@
-"""Vectorized training: many runs of one architecture and data set in one compiled program.
+"""Vectorized training: many runs of one group in one compiled program.
 
-The runs train in a *pool* of lanes: parameters, optimizer states and hyperparameters (η₀, λ,
-budget) of ``width`` runs are stacked along a leading axis and stepped under ``jax.vmap``.
-Runs enter the pool longest budget first; when a run finishes (budget, divergence, or the
-peak-aware stop) its lane takes the next waiting run at once. So the pool keeps one width
-(one compilation of the vmapped step loop for a whole sweep group) and stays full until the
-queue runs dry. Each lane keeps its own step counter, data order and measurement schedule: a
-run measures exactly where it would alone and differs from a one-by-one run only by float32
-reduction order. Measurements are taken lane by lane (one compiled program serves any lane),
-so no lane pays for another's schedule.
+The runs train in a *pool* of lanes (see :mod:`l2dynamics.train.run` for the words):
+parameters, optimizer states and hyperparameters (η₀, λ, budget) of as many runs as there are
+lanes are stacked along a leading axis and stepped under ``jax.vmap``. Runs enter the pool
+longest budget first; when a run ends (budget, divergence, or the peak-aware stop) its lane
+takes the next waiting run at once, so the pool keeps one number of lanes (one compilation of
+the vmapped step loop for a whole group) and stays full until the queue runs dry. Each run keeps
+its own :class:`~l2dynamics.train.book.RunBook` (step counter, measurement schedule, rows), as
+a run trained alone does, so it measures exactly where it would alone and differs from a
+one-by-one run only by float32 reduction order. Measurements are taken lane by lane (one
+compiled program serves any lane), so no lane pays for another's schedule.
 
 A vmapped step computes every lane, held or not. Once the queue is dry and at most half the
-lanes hold runs, the pool may hand its last runs to the one-run program, one after the other
-(its *tail*): that costs one more compilation per program and pays where runs end at
-unforeseen steps (the peak-aware stop), which leaves a few long runs alone in a wide pool. The
-cost model is the CPU's (a lane costs about its own compute); on accelerators, where extra
-lanes cost little, pools keep their tails.
+lanes hold runs, the pool may hand its last runs (its *tail*) to the one-run program, one after
+the other: that costs one more compilation per program and pays where runs end at unforeseen
+steps (the peak-aware stop). The cost model is the CPU's (a lane costs about its own compute);
+on accelerators, where extra lanes cost little, pools keep their tails.
 """
 
 from __future__ import annotations
 
 import collections
 import math
-import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from l2dynamics.config import TrainConfig, budget_epochs
+from l2dynamics.config import TrainConfig
 from l2dynamics.data import Dataset
-from l2dynamics.train import step as S
+from l2dynamics.progress import ProgressFn, Update
+from l2dynamics.train.book import RunBook, RunResult
 from l2dynamics.train.run import (
     Program,
-    RunResult,
-    at_peak_stop,
     eval_batch_size,
     init_state,
-    lam_now,
-    make_result,
-    make_row,
-    measure_steps,
-    physical_times,
-    total_steps,
+    lam_in_force,
+    run_hyper,
+    train_with_book,
 )
 
 ResultFn = Callable[[int, RunResult], None]
 
-# The fixed part of a vmapped step, in lanes' worth of compute: benchmarks/vectorize.py measured
-# a 1.53× gain for 8 lanes of a 13k-parameter FC, i.e. 8·(a + 1)/(a + 8) = 1.53, a ≈ 0.65, and
-# less gain for larger models (smaller a). 0.5 is a round value between, not a fitted one.
+# The fixed part of a vmapped step, in lanes' worth of compute: a round value between the
+# measured ones (benchmarks/vectorize.py; smaller for larger models), not a fitted one.
 LANE_OVERHEAD = 0.5
 # Lane-steps a tail hand-over must save to pay for what it compiles on first use (the lane
-# extraction, the one-run step loop and measurement): measured 0.7-1.1 s on a 2-core CPU for
-# the benchmark grids' FCs, about 1,700 lane-steps of the quickstart's (0.65 ms each); larger
-# models compile in fewer of their steps, so the rule errs towards keeping the pool.
+# extraction, the one-run step loop and measurement), about that compile time in steps of the
+# benchmark grids' FCs (benchmarks/RESULTS.md); larger models compile in fewer of their steps,
+# so the rule errs towards keeping the pool.
 TAIL_MIN_SAVING = 2000.0
 
 
-def tail_saving(remaining: Sequence[int], width: int) -> float:
+def tail_saving(remaining: Sequence[int], lanes: int) -> float:
     """Lane-steps saved by training runs with ``remaining`` steps to their budgets one after the
-    other instead of in a pool of ``width`` lanes: the pool pays ``width + a`` per step for the
+    other instead of in a pool of ``lanes`` lanes: the pool pays ``lanes + a`` per step for the
     longest, one by one pays ``1 + a`` per step for each (``a``: :data:`LANE_OVERHEAD`)."""
     if not remaining:
         return 0.0
-    return max(remaining) * (width + LANE_OVERHEAD) - sum(remaining) * (1 + LANE_OVERHEAD)
+    return max(remaining) * (lanes + LANE_OVERHEAD) - sum(remaining) * (1 + LANE_OVERHEAD)
 
 
-def hand_over_tail(remaining: Sequence[int], width: int, queued: int, min_saving: float) -> bool:
-    """Whether a pool of ``width`` lanes with ``queued`` runs waiting and live runs with
+def hand_over_tail(remaining: Sequence[int], lanes: int, queued: int, min_saving: float) -> bool:
+    """Whether a pool of ``lanes`` lanes with ``queued`` runs waiting and live runs with
     ``remaining`` steps to their budgets should hand them to the one-run program: the queue is
     dry, at most half the lanes hold runs, and that saves at least ``min_saving`` lane-steps
     (estimated from the budgets: the peak-aware stop may end runs earlier, which can make the
     real saving smaller or larger)."""
     return (
         queued == 0
-        and 0 < 2 * len(remaining) <= width
-        and tail_saving(remaining, width) >= min_saving
+        and 0 < 2 * len(remaining) <= lanes
+        and tail_saving(remaining, lanes) >= min_saving
     )
 
 
-_take_lane = jax.jit(S.lane)  # one dispatch for a whole lane (eager indexing: one per leaf)
-
-
-def stack_states(states: Sequence[S.TrainState]) -> S.TrainState:
-    """Stack R train states along a new leading axis."""
+def stack_states(states: Sequence[Any]) -> Any:
+    """Stack R pytrees (train states, hyperparameters) along a new leading axis."""
     return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
-def _hyper(cfg: TrainConfig, total: int) -> S.Hyper:
-    """One run's hyperparameters as scalars (the pool stacks them); ``total`` in steps."""
-    return S.Hyper(jnp.float32(cfg.eta), jnp.float32(cfg.lam), jnp.int32(total))
+class Pool:
+    """A pool's host side: one :class:`RunBook` per run, the runs waiting, which run each lane
+    holds (−1: none), and the stacked device states and hyperparameters of the lanes.
 
+    Args:
+        cfgs, ds, program: the runs, their data and their group's program.
+        lanes: the number of lanes.
+        on_result: called as ``on_result(index, result)`` when run ``index`` ends.
+        progress: told after each dispatch the largest step among the runs in the pool and
+            how many there are.
+    """
 
-class _Pool:
-    """The host-side book of a pool: which run each lane holds (−1: none), and per run its
-    budget (steps), measurement schedule (steps), next measurement, steps done and rows."""
-
-    def __init__(self, cfgs: Sequence[TrainConfig], ds: Dataset, program: Program, width: int):
-        batch, n = program.spec.batch_size, ds.n_train
-        self.cfgs, self.batch = list(cfgs), batch
-        self.epochs = [budget_epochs(c) for c in self.cfgs]
-        self.totals = [total_steps(e, n, batch) for e in self.epochs]
-        pairs = list(zip(self.cfgs, self.totals, strict=True))
-        self.scheds = [measure_steps(c, t) for c, t in pairs]
-        self.mtimes = [physical_times(c, t, batch, n) for c, t in pairs]
-        self.next = [0] * len(self.cfgs)
-        self.done = [0] * len(self.cfgs)
-        self.rows: list[list[dict[str, float]]] = [[] for _ in self.cfgs]
+    def __init__(
+        self,
+        cfgs: Sequence[TrainConfig],
+        ds: Dataset,
+        program: Program,
+        lanes: int,
+        on_result: ResultFn,
+        progress: ProgressFn | None,
+    ) -> None:
+        batch = program.spec.batch_size
+        self.books = [RunBook(c, ds.n_train, batch) for c in cfgs]
+        self.ds, self.program, self.lanes = ds, program, lanes
+        self.on_result, self.progress = on_result, progress
+        self.eval_batch = eval_batch_size(cfgs[0], ds) if cfgs else 0
         # longest budget first (ties in the given order), so the short runs fill the tail
-        self.queue = collections.deque(sorted(range(len(self.cfgs)), key=lambda i: -self.totals[i]))
-        self.lane_run = np.full(width, -1, dtype=np.int64)
+        order = sorted(range(len(cfgs)), key=lambda i: -self.books[i].total)
+        self.queue = collections.deque(order)
+        self.lane_run = np.full(lanes, -1, dtype=np.int64)
+        self.states: Any = None
+        self.hypers: Any = None
 
-    def due(self, i: int) -> int:
-        """Run ``i``'s next measurement step."""
-        return int(self.scheds[i][self.next[i]])
+    def fill(self) -> bool:
+        """Put the first runs into the lanes (empty lanes hold a copy of the first run and never
+        step); False when there is no run."""
+        first = [self.queue.popleft() for _ in range(min(self.lanes, len(self.queue)))]
+        if not first:
+            return False
+        self.lane_run[: len(first)] = first
+        padded = first + [first[0]] * (self.lanes - len(first))
+        self.states = stack_states([init_state(self.books[i].cfg, self.program) for i in padded])
+        self.hypers = stack_states([run_hyper(self.books[i]) for i in padded])
+        return True
 
     def live(self) -> list[tuple[int, int]]:
         """(lane, run) of every lane that holds a run."""
         return [(lane, int(i)) for lane, i in enumerate(self.lane_run) if i >= 0]
+
+    def remaining(self) -> list[int]:
+        """Steps left to their budgets of the runs in the lanes."""
+        return [self.books[i].total - self.books[i].done for _, i in self.live()]
+
+    def finish(self, i: int) -> None:
+        """Hand run ``i``'s result over."""
+        self.on_result(i, self.books[i].result())
+
+    def refill(self, lane: int) -> None:
+        """Give ``lane`` the next waiting run, or leave it empty when none waits."""
+        if not self.queue:
+            self.lane_run[lane] = -1
+            return
+        j = self.queue.popleft()
+        one = (init_state(self.books[j].cfg, self.program), run_hyper(self.books[j]))
+        put = self.program.pool.put
+        self.states, self.hypers = put((self.states, self.hypers), jnp.int32(lane), one)
+        self.lane_run[lane] = j
+
+    def measure(self, lane: int, i: int) -> bool:
+        """Measure run ``i`` in ``lane`` into its book; True if the run has thereby ended."""
+        pool = self.program.pool
+        metrics = pool.measure(
+            self.program.data, self.states.params, jnp.int32(lane), self.eval_batch
+        )
+        book = self.books[i]
+        book.record(
+            jax.device_get(metrics), lam_in_force(book.cfg, self.states.controller.lam[lane])
+        )
+        return book.ended
+
+    def measure_due(self) -> None:
+        """Take every measurement due at the lanes' current steps; a lane whose run ends takes
+        the next run, whose first measurement (step 0) is then due too."""
+        busy = True
+        while busy:
+            busy = False
+            for lane, i in self.live():
+                if self.books[i].gap() == 0 and self.measure(lane, i):
+                    self.finish(i)
+                    self.refill(lane)
+                    busy = True
+
+    def step(self) -> None:
+        """One dispatch: every lane that holds a run trains to its run's next measurement or
+        the nearest of them all, whichever comes first; diverged runs end and are replaced."""
+        live = self.live()
+        gap = min(self.books[i].gap() for _, i in live)
+        lane_steps = np.where(self.lane_run >= 0, gap, 0)
+        run = self.program.pool.run_steps
+        self.states = run(
+            self.program.data, self.states, self.hypers, jnp.asarray(lane_steps, jnp.int32)
+        )
+        step_now, bad = jax.device_get((self.states.step, self.states.diverged_step))
+        for lane, i in live:
+            if self.books[i].trained(step_now[lane], bad[lane]):
+                self.finish(i)
+                self.refill(lane)
+        self._report([self.books[i] for _, i in live])
+
+    def train_tail(self) -> None:
+        """Train the runs still in the lanes to their ends with the one-run program, one after
+        the other, in lane order."""
+        live = self.live()
+        for k, (lane, i) in enumerate(live):
+            state, hyper = self.program.pool.take((self.states, self.hypers), jnp.int32(lane))
+            left = [self.books[j] for _, j in live[k:]]
+            train_with_book(self.books[i], state, hyper, self.program, self.ds,
+                            progress=lambda _, left=left: self._report(left))  # fmt: skip
+            self.finish(i)
+        self.lane_run[:] = -1
+
+    def _report(self, books: Sequence[RunBook]) -> None:
+        if self.progress is not None:
+            step = max(b.done for b in books)
+            self.progress(Update("pool", step, None, "steps", f"{len(books)} runs active"))
 
 
 def train_vectorized(
@@ -128,8 +214,8 @@ def train_vectorized(
     program: Program,
     *,
     on_result: ResultFn,
-    on_measure: Callable[[int, int], None] | None = None,
-    slots: int | None = None,
+    progress: ProgressFn | None = None,
+    lanes: int | None = None,
     tail_min_saving: float | None = None,
 ) -> None:
     """Train ``cfgs`` (same architecture, data, batch size and schedule kind) in one pool.
@@ -139,127 +225,27 @@ def train_vectorized(
             whether momentum is 0: plain SGD runs without a momentum buffer).
         ds: their data set; program: built by :func:`~l2dynamics.train.run.build_program`
             for any one of them.
-        on_result: called as ``on_result(index, result)`` when run ``index`` finishes.
-        on_measure: called as ``on_measure(step, active_runs)`` after each dispatch of steps,
-            ``step`` being the largest step count among the runs in the pool (in its tail:
-            among the runs not yet finished).
-        slots: the pool's width, its number of lanes (default: one per run). With fewer lanes
-            than runs the pool refills; extra lanes stay empty and never step.
+        on_result: called as ``on_result(index, result)`` when run ``index`` ends.
+        progress: gets an :class:`~l2dynamics.progress.Update` of task ``"pool"`` after each
+            dispatch of steps: the largest step count among the runs in the pool (in its tail:
+            among the runs not yet finished) and, as status, how many runs that is.
+        lanes: the pool's number of lanes (default: one per run). With fewer lanes than runs
+            the pool refills; extra lanes stay empty and never step.
         tail_min_saving: lane-steps a hand-over of the pool's tail to the one-run program
             must save (:func:`hand_over_tail`); ``math.inf``: never hand over. Default:
             :data:`TAIL_MIN_SAVING` on the CPU backend, never elsewhere.
     """
-    start = time.perf_counter()
-    width = max(1, slots or len(cfgs))
-    pool = _Pool(cfgs, ds, program, width)
-    first = [pool.queue.popleft() for _ in range(min(width, len(pool.queue)))]
-    if not first:
+    pool = Pool(cfgs, ds, program, max(1, lanes or len(cfgs)), on_result, progress)
+    if not pool.fill():
         return
-    pool.lane_run[: len(first)] = first
-    padded = first + [first[0]] * (width - len(first))
-    states = stack_states([init_state(pool.cfgs[i], program) for i in padded])
-    hyper = stack_states([_hyper(pool.cfgs[i], pool.totals[i]) for i in padded])
-    eval_batch = eval_batch_size(pool.cfgs[0], ds)
     min_saving = tail_min_saving
     if min_saving is None:
         min_saving = TAIL_MIN_SAVING if jax.default_backend() == "cpu" else math.inf
-
-    def finish(i: int, diverged: int | None) -> None:
-        wall = time.perf_counter() - start
-        result = make_result(
-            pool.cfgs[i],
-            pool.rows[i],
-            pool.totals[i],
-            pool.epochs[i],
-            diverged,
-            wall,
-            steps_done=pool.done[i],
-        )
-        on_result(i, result)
-
-    def refill(lane: int) -> None:
-        nonlocal states, hyper
-        if not pool.queue:
-            pool.lane_run[lane] = -1
-            return
-        j = pool.queue.popleft()
-        one = (init_state(pool.cfgs[j], program), _hyper(pool.cfgs[j], pool.totals[j]))
-        states, hyper = program.put_lane((states, hyper), jnp.int32(lane), one)
-        pool.lane_run[lane] = j
-
-    def record(i: int, metrics: dict[str, float], lam: float) -> bool:
-        """Add run ``i``'s measurement at its current step and hand the run over if it has
-        ended; True if it has. ``lam``: λ now (the controller's, with AutoL2)."""
-        cfg, step, rows = pool.cfgs[i], pool.done[i], pool.rows[i]
-        rows.append(
-            make_row(cfg, metrics, step, pool.batch, ds, pool.mtimes[i], pool.totals[i], lam, rows)
-        )
-        pool.next[i] += 1
-        if not np.isfinite(rows[-1]["train_loss"]):
-            finish(i, step)
-        elif step == pool.totals[i] or at_peak_stop(cfg, rows):
-            finish(i, None)
-        else:
-            return False
-        return True
-
-    def measure(lane: int, i: int) -> bool:
-        """Measure run ``i`` in ``lane``; True if the run has ended (see ``record``)."""
-        metrics = jax.device_get(
-            program.measure_lane(program.data, states.params, jnp.int32(lane), eval_batch)
-        )
-        return record(i, metrics, lam_now(pool.cfgs[i], states.autol2.lam[lane]))
-
-    def alone(i: int, state: S.TrainState, hyp: S.Hyper, left: list[int]) -> None:
-        """Train run ``i`` to its end with the one-run program (``left``: the tail's runs not
-        yet finished, ``i`` among them)."""
-        while True:
-            gap = jnp.int32(pool.due(i) - pool.done[i])
-            state = program.run_steps(program.data, state, hyp, gap)
-            step, bad = jax.device_get((state.step, state.diverged_step))
-            pool.done[i] = int(step)
-            if on_measure:
-                on_measure(max(pool.done[j] for j in left), len(left))
-            if bad >= 0:
-                finish(i, int(bad))
-                return
-            metrics = jax.device_get(program.measure(program.data, state.params, eval_batch))
-            if record(i, metrics, lam_now(pool.cfgs[i], state.autol2.lam)):
-                return
-
     while True:
-        _measure_due(pool, measure, refill)
-        live = pool.live()
-        if not live:
+        pool.measure_due()
+        if not pool.live():
             return
-        remaining = [pool.totals[i] - pool.done[i] for _, i in live]
-        if hand_over_tail(remaining, width, len(pool.queue), min_saving):
-            for k, (lane, i) in enumerate(live):
-                state, hyp = _take_lane((states, hyper), jnp.int32(lane))
-                alone(i, state, hyp, [j for _, j in live[k:]])
+        if hand_over_tail(pool.remaining(), pool.lanes, len(pool.queue), min_saving):
+            pool.train_tail()
             return
-        gap = min(pool.due(i) - pool.done[i] for _, i in live)
-        lane_steps = np.where(pool.lane_run >= 0, gap, 0)
-        states = program.run_many(program.data, states, hyper, jnp.asarray(lane_steps, jnp.int32))
-        step_now, bad = jax.device_get((states.step, states.diverged_step))
-        for lane, i in live:
-            pool.done[i] = int(step_now[lane])
-            if bad[lane] >= 0:
-                finish(i, int(bad[lane]))
-                refill(lane)
-        if on_measure:
-            on_measure(max(pool.done[i] for _, i in live), len(live))
-
-
-def _measure_due(
-    pool: _Pool, measure: Callable[[int, int], bool], refill: Callable[[int], None]
-) -> None:
-    """Take every measurement due at the lanes' current steps; a lane whose run ends takes the
-    next run, whose first measurement (step 0) is then due too."""
-    busy = True
-    while busy:
-        busy = False
-        for lane, i in pool.live():
-            if pool.due(i) == pool.done[i] and measure(lane, i):
-                refill(lane)
-                busy = True
+        pool.step()

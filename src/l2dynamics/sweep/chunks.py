@@ -1,0 +1,127 @@
+"""Chunks of a sweep: the runs one executor task trains, and how a task trains them.
+
+Both executors (local, in this process, and Ray, in workers) train a chunk with
+:func:`train_chunk`; a :class:`Context` caches each data set and compiled program of the
+process that trains, so a worker that receives several chunks of one group compiles once.
+See :mod:`l2dynamics.train.run` for the words group, pool, lanes and tail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+
+from l2dynamics.config import DataConfig, TrainConfig, budget_epochs
+from l2dynamics.data import Dataset
+from l2dynamics.models import count_params
+from l2dynamics.progress import ProgressFn
+from l2dynamics.sweep.plan import group_key, plan_chunks, pool_lanes
+from l2dynamics.train.run import (
+    Program,
+    RunResult,
+    build_program,
+    load_data,
+    run_program,
+    stepwise_dispatch,
+    total_steps,
+)
+from l2dynamics.train.vector import train_vectorized
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """Runs that one task trains (in a pool of ``lanes`` lanes, or one by one when 1), with
+    their store hashes."""
+
+    hashes: tuple[str, ...]
+    cfgs: tuple[TrainConfig, ...]
+    lanes: int = 1
+
+
+class Context:
+    """Per-process caches: each data set loaded once, each group's program compiled once."""
+
+    def __init__(self) -> None:
+        self.data: dict[DataConfig, Dataset] = {}
+        self.programs: dict[str, Program] = {}
+
+    def dataset(self, cfg: TrainConfig) -> Dataset:
+        """The (cached) data set of ``cfg``."""
+        if cfg.data not in self.data:
+            self.data[cfg.data] = load_data(cfg)
+        return self.data[cfg.data]
+
+    def program(self, cfg: TrainConfig) -> Program:
+        """The (cached) program of ``cfg``'s group."""
+        key = group_key(cfg)
+        if key not in self.programs:
+            self.programs[key] = build_program(cfg, self.dataset(cfg))
+        return self.programs[key]
+
+    def steps(self, cfg: TrainConfig) -> int:
+        """The budget of ``cfg`` in steps."""
+        batch = self.program(cfg).spec.batch_size
+        return total_steps(budget_epochs(cfg), self.dataset(cfg).n_train, batch)
+
+
+def plan(
+    todo: Sequence[tuple[str, TrainConfig]],
+    ctx: Context,
+    vectorize: bool | None,
+    *,
+    split: bool = False,
+) -> list[Chunk]:
+    """Group runs by program; each group is one pool of :func:`pool_lanes` lanes (``split``:
+    cut into chunks of similar budgets, one Ray task each, all with that many lanes). Runs
+    trained one by one are a chunk each."""
+    groups: dict[str, list[tuple[str, TrainConfig]]] = {}
+    for item in todo:
+        groups.setdefault(group_key(item[1]), []).append(item)
+    chunks = []
+    for items in groups.values():
+        cfg0 = items[0][1]
+        n_params = count_params(jax.eval_shape(ctx.program(cfg0).init_params, jax.random.key(0)))
+        totals = [ctx.steps(c) for _, c in items]
+        vec = vectorize
+        if vec is None and stepwise_dispatch(cfg0.model.name):
+            vec = False  # vmapped convolutions on XLA:CPU cost more than runs one by one
+        lanes = pool_lanes(totals, n_params, vectorize=vec)
+        if split or lanes == 1:  # one by one: a chunk per run, shortest first
+            cut = plan_chunks(totals, n_params, vectorize=lanes > 1)
+        else:
+            cut = [range(len(items))]
+        for idx in cut:
+            hashes, cfgs = tuple(items[i][0] for i in idx), tuple(items[i][1] for i in idx)
+            chunks.append(Chunk(hashes, cfgs, lanes))
+    return chunks
+
+
+def chunk_steps(chunk: Chunk, ctx: Context) -> int:
+    """The longest budget of a chunk, in steps."""
+    return max(ctx.steps(c) for c in chunk.cfgs)
+
+
+def train_chunk(
+    chunk: Chunk,
+    ctx: Context,
+    on_result: Callable[[str, RunResult], None],
+    progress: ProgressFn | None = None,
+) -> None:
+    """Train one chunk: in a pool of ``chunk.lanes`` lanes, or run by run when it is 1.
+    ``progress`` gets the runs' or the pool's updates."""
+    cfg0 = chunk.cfgs[0]
+    ds, program = ctx.dataset(cfg0), ctx.program(cfg0)
+    if chunk.lanes == 1:
+        for run_hash, cfg in zip(chunk.hashes, chunk.cfgs, strict=True):
+            on_result(run_hash, run_program(cfg, ds, program, progress=progress))
+        return
+    train_vectorized(
+        chunk.cfgs,
+        ds,
+        program,
+        on_result=lambda i, r: on_result(chunk.hashes[i], r),
+        progress=progress,
+        lanes=chunk.lanes,
+    )

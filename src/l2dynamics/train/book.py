@@ -1,0 +1,219 @@
+"""The host-side book of one run: its budget, measurement schedule, rows, t* and stopping.
+
+Every run keeps one :class:`RunBook`, whether it trains alone (:func:`l2dynamics.train.run.
+run_program`) or in a lane of a pool (:mod:`l2dynamics.train.vector`): the book says how many
+steps to train before the next measurement, turns a measurement into a curve row, decides when
+the run has ended (its budget, divergence, or the peak-aware stop) and builds its
+:class:`RunResult`. The device code never sees it.
+
+Units in the curve: ``step`` (SGD steps), ``epoch`` (= step·B/N), ``time`` (physical time
+η·epochs, integrating the learning-rate schedule), ``tau`` (normalized time λ·time =
+η·λ·epochs), ``eta_now``/``lam_now`` (the η and λ in force at that step).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from l2dynamics.config import TrainConfig, budget_epochs
+from l2dynamics.files import atomic_path
+from l2dynamics.optim import eta_now, lr_factor
+from l2dynamics.results import CURVE_COLUMNS, first_peak
+from l2dynamics.train.schedule import every_k, log_spaced, peak_window, relative_resolution
+from l2dynamics.train.stopping import passed_peak
+
+
+@dataclasses.dataclass
+class RunResult:
+    """The measured curve (``curve[column]`` is a 1-D array, one entry per measurement) and the
+    run's summary. ``t_star_epochs`` is the epoch of the first measurement reaching the best test
+    accuracy; ``t_star_resolution`` is the relative gap to the next measurement there."""
+
+    config: TrainConfig
+    status: str
+    curve: dict[str, np.ndarray]
+    best_test_acc: float
+    t_star_epochs: float
+    t_star_step: int
+    t_star_resolution: float
+    final_train_acc: float
+    final_test_acc: float
+    max_train_acc: float
+    steps: int
+    budget_epochs: float
+    diverged_step: int | None
+    wall_s: float
+    stopped_at_peak: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-ready summary (no curve)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out.pop("curve")
+        out.pop("config")
+        out["eta"], out["lam"] = self.config.eta, self.config.lam
+        out["epochs"] = float(self.curve["epoch"][-1]) if len(self.curve["epoch"]) else 0.0
+        return out
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        """Write the curve as CSV, atomically (a temporary file renamed into place)."""
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(CURVE_COLUMNS)
+            for i in range(len(self.curve["step"])):
+                writer.writerow([_fmt(self.curve[c][i]) for c in CURVE_COLUMNS])
+
+
+def _fmt(value: Any) -> str:
+    return str(int(value)) if isinstance(value, np.integer) else repr(float(value))
+
+
+def total_steps(epochs: float, n_train: int, batch: int) -> int:
+    """Steps in a budget of ``epochs`` epochs: ``ceil(epochs·N/B)``, at least 1."""
+    return max(1, math.ceil(round(epochs * n_train / batch, 9)))  # 400.00000000000006 → 400
+
+
+def measure_steps(cfg: TrainConfig, total_steps: int) -> np.ndarray:
+    """The configured measurement steps of a run of ``total_steps`` steps."""
+    if cfg.measure == "every":
+        return every_k(total_steps, cfg.measure_every)
+    if cfg.measure == "peak":
+        return peak_window(total_steps, cfg.measure_resolution)
+    return log_spaced(total_steps, cfg.measure_resolution)
+
+
+def physical_times(cfg: TrainConfig, total_steps: int, batch: int, n: int) -> np.ndarray:
+    """``time[s] = Σ_{s'<s} η_{s'}·B/N`` for s = 0…total_steps (η·epochs, schedule included)."""
+    factors = lr_factor(cfg.lr_schedule, np.arange(total_steps), total_steps, xp=np)
+    per_step = factors * cfg.eta * batch / n
+    return np.concatenate([[0.0], np.cumsum(per_step)])
+
+
+class RunBook:
+    """The bookkeeping of one run on the host, from its first step to its result.
+
+    Args:
+        cfg: the run (validated).
+        n_train: training examples N; batch: the minibatch size B actually used.
+
+    The book's clock starts when it is made: a pool makes the books of all its runs at once,
+    so their ``wall_s`` is the pool's time until each run ends.
+    """
+
+    def __init__(self, cfg: TrainConfig, n_train: int, batch: int) -> None:
+        self.cfg, self.batch, self.n_train = cfg, batch, n_train
+        self.epochs = budget_epochs(cfg)
+        self.total = total_steps(self.epochs, n_train, batch)
+        self.schedule = measure_steps(cfg, self.total)
+        self.times = physical_times(cfg, self.total, batch, n_train)
+        self.rows: list[dict[str, float]] = []
+        self.done = 0  # steps trained
+        self.diverged: int | None = None  # the first step whose minibatch loss was not finite
+        self.ended = False
+        self._start = time.perf_counter()
+
+    def gap(self) -> int:
+        """Steps to train before the next measurement is due (0: measure now)."""
+        return int(self.schedule[len(self.rows)]) - self.done
+
+    def trained(self, step: int, diverged_step: int) -> bool:
+        """Record that the run's state is at ``step`` with the device's divergence flag
+        (``diverged_step`` ≥ 0: the first step with a non-finite minibatch loss); True if the
+        run has thereby ended (diverged)."""
+        self.done = int(step)
+        if diverged_step >= 0:
+            self.diverged, self.ended = int(diverged_step), True
+        return self.ended
+
+    def record(self, metrics: Mapping[str, Any], lam: float) -> dict[str, float]:
+        """Add the measurement ``metrics`` taken at the current step as a curve row, with ``lam``
+        the λ in force (AutoL2's or the fixed one); mark the run ended when the row is not
+        finite (divergence), ends the budget, or calls for the peak-aware stop."""
+        row = self._row(metrics, lam)
+        self.rows.append(row)
+        if not math.isfinite(row["train_loss"]):
+            self.diverged, self.ended = self.done, True
+        elif self.done >= self.total or self._passed_peak():
+            self.ended = True
+        return row
+
+    def _row(self, metrics: Mapping[str, Any], lam: float) -> dict[str, float]:
+        """One row of the curve (see :data:`CURVE_COLUMNS`) at the current step.
+
+        With a fixed λ, τ = λ·time exactly; with AutoL2, τ = ∫λ dt accumulates from the previous
+        row, λ held at its value there over the interval (λ changes only at measurement
+        periods, so τ can lag by at most one period per decay).
+        """
+        step, t = self.done, float(self.times[self.done])
+        if self.cfg.autol2 and self.rows:
+            last = self.rows[-1]
+            tau = last["tau"] + (t - last["time"]) * last["lam_now"]
+        else:
+            tau = t * lam
+        return {
+            "step": step,
+            "epoch": step * self.batch / self.n_train,
+            "time": t,
+            "tau": tau,
+            **{k: float(v) for k, v in metrics.items()},
+            "eta_now": float(eta_now(self.cfg.lr_schedule, self.cfg.eta, step, self.total, xp=np)),
+            "lam_now": lam,
+        }
+
+    def _passed_peak(self) -> bool:
+        """Whether the run asks for the peak-aware stop and its rows call for it."""
+        if self.cfg.peak_stop is None:
+            return False
+        epochs, acc = [r["epoch"] for r in self.rows], [r["test_acc"] for r in self.rows]
+        return passed_peak(epochs, acc, self.cfg.peak_stop, self.cfg.peak_drop)
+
+    def result(self) -> RunResult:
+        """The run's :class:`RunResult`; t* is the first maximum of test accuracy
+        (:func:`~l2dynamics.results.first_peak`). A run that ends before its budget without
+        diverging was stopped by the peak-aware stop."""
+        return result_of(self.cfg, self.rows, self.total, self.epochs, self.diverged,
+                         time.perf_counter() - self._start, self.done)  # fmt: skip
+
+
+def result_of(
+    cfg: TrainConfig,
+    rows: list[dict[str, float]],
+    total: int,
+    epochs: float,
+    diverged: int | None,
+    wall: float,
+    steps_done: int,
+) -> RunResult:
+    """The :class:`RunResult` of measured curve ``rows`` (budget ``total`` steps = ``epochs``
+    epochs; ``diverged``: the first non-finite step or None; ``wall`` in seconds)."""
+    curve = {
+        c: np.asarray([r[c] for r in rows], dtype=np.int64 if c == "step" else np.float64)
+        for c in CURVE_COLUMNS
+    }
+    acc, steps = curve["test_acc"], curve["step"]
+    i = first_peak(acc)
+    nan, measured = float("nan"), len(acc) > 0
+    return RunResult(
+        config=cfg,
+        status="diverged" if diverged is not None else "done",
+        curve=curve,
+        best_test_acc=float(acc[i]) if i is not None else nan,
+        t_star_epochs=float(curve["epoch"][i]) if i is not None else nan,
+        t_star_step=int(steps[i]) if i is not None else 0,
+        t_star_resolution=relative_resolution(steps, int(steps[i])) if i is not None else 0.0,
+        final_train_acc=float(curve["train_acc"][-1]) if measured else nan,
+        final_test_acc=float(acc[-1]) if measured else nan,
+        max_train_acc=float(np.max(curve["train_acc"])) if measured else nan,
+        steps=int(steps_done),
+        budget_epochs=float(epochs),
+        diverged_step=diverged,
+        wall_s=float(wall),
+        stopped_at_peak=diverged is None and int(steps_done) < total,
+    )
