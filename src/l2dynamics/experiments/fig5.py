@@ -19,14 +19,8 @@ limit at fixed η; the standard parametrization's grows ∝ width). The mean-nor
 ``N·t`` here: the λ = 2 on N = 200 images is λ_mean = 0.01, the λ of panels (a, b), and
 the trained time t = 1.5 is t_mean = 300 (3/λ_mean).
 
-Why λ = 2 (sum) and not smaller: at finite width n the term T_t of SPEC §4 changes the kernel
-at a rate of order ``C/√n`` (C set by the data and the loss normalization) while L2 decays it at
-2λ, so the relative error of the decay scales as ``C/(λ√n)``. A separate CPU run at λ = 0.1 (sum;
-η = 0.01, t ≤ 30, 64 probe images) fitted decay rates 82 %, 58 % and 41 % below 2λ at widths 500,
-2000 and 5000, improving only slowly with width. A likely mechanism (not separately measured):
-for a 2-homogeneous net θ = 0 is a saddle of L, not a minimum, as soon as ``Σ_x y(x) ∂²f(x)``
-has an eigenvalue above λ, and its per-neuron blocks shrink only as n^{−1/2}. At λ = 2 the
-width table of the CPU scale shows the theory's regime.
+Why λ = 2 (sum) and not smaller: the kernel decay's relative error at width n scales as
+``C/(λ√n)``; smaller λ measured far from the theory at CPU widths (benchmarks/fig5-notes.md).
 
 Every number of the figure, at each scale, is in the experiment file ``files/fig5.toml``.
 """
