@@ -1,9 +1,15 @@
+import dataclasses
 import gzip
 import json
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+
+from l2dynamics import cli, config
+from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 
 TINY = [
     "train",
@@ -190,3 +196,97 @@ def test_same_seed_same_json(run_cli):
     for key in ("best_test_acc", "t_star_epochs", "final_train_acc", "steps"):
         assert da[key] == db[key]
     assert np.isfinite(da["best_test_acc"])
+
+
+# Options that set no config field (model options go into ModelConfig.options, with the model's
+# own defaults) or whose default differs from the field's on purpose (checked below).
+NOT_FIELDS = {
+    "depth",
+    "width",
+    "channels",
+    "dense",
+    "batch_norm",
+    "bn_group",
+    "bias",
+    "activation",
+    "sigma_w",
+    "sigma_b",
+    "pool_window",
+    "pool_stride",
+    "json_out",
+    "out",
+    "quiet",
+    "help",
+}
+OWN_DEFAULTS = {
+    "train": {"lam": None, "budget_c": None},  # then CLI_LAM / CLI_AUTOL2_LAM, CLI_BUDGET_C
+    "predict-l2": {
+        "lam": config.CAL_LAM,
+        "budget_c": config.MAX_C,
+        "peak_stop": config.PEAK_STOP,
+        "budget_epochs": 1.0,  # given below (required)
+        "sweep_file": None,
+    },
+}
+
+
+def field_defaults(cls) -> dict:
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def parsed_defaults(name: str, argv: list[str]) -> dict:
+    command = cli.app.commands[name]
+    return command.make_context(name, list(argv)).params
+
+
+@pytest.mark.parametrize(
+    ("name", "argv"), [("train", []), ("predict-l2", ["--budget-epochs", "1"])]
+)
+def test_option_defaults_are_the_config_fields_defaults(name, argv):
+    """Each option that sets a config field defaults to that field's default (same value and
+    type); every other option is either not a field or has a default of its own, listed."""
+    data, train = field_defaults(DataConfig), field_defaults(TrainConfig)
+    own = OWN_DEFAULTS[name]
+    for option, value in parsed_defaults(name, argv).items():
+        if option in own:
+            assert value == own[option], option
+            continue
+        if option in NOT_FIELDS:
+            continue
+        if option == "model":
+            want = field_defaults(ModelConfig)["name"]
+        elif option in cli.DATA_FIELDS:
+            want = data[cli.DATA_FIELDS[option]]
+        else:
+            assert option in cli.TRAIN_FIELDS, f"--{option}: not mapped to a config field"
+            want = train[cli.TRAIN_FIELDS[option]]
+        assert value == want and type(value) is type(want), (option, value, want)
+
+
+def test_train_without_options_is_the_default_config_with_the_cli_lambda_and_budget():
+    params = parsed_defaults("train", [])
+    assert cli.train_config(params) == TrainConfig(lam=config.CLI_LAM, budget_c=config.CLI_BUDGET_C)
+    auto = cli.train_config(parsed_defaults("train", ["--autol2", "--epochs", "3"]))
+    assert auto == TrainConfig(lam=config.CLI_AUTOL2_LAM, autol2=True, budget_epochs=3.0)
+    given = cli.train_config(parsed_defaults("train", ["--mixup", "0.5", "--epochs", "2"]))
+    assert given.data.mixup_alpha == 0.5 and given.budget_c is None
+
+
+def test_data_and_model_choices_are_the_registries():
+    from l2dynamics.data import DATASETS
+    from l2dynamics.models import MODELS
+
+    params = {p.name: p for p in cli.app.commands["train"].params}
+    assert tuple(params["data"].type.choices) == tuple(DATASETS)
+    assert tuple(params["model"].type.choices) == tuple(MODELS)
+
+
+def test_the_cli_imports_without_jax():
+    """`l2dyn --help` stays fast: the CLI module and the figure registry import no JAX."""
+    code = (
+        "import sys, l2dynamics.cli, l2dynamics.experiments; "
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'optax')]; "
+        "sys.exit(' '.join(heavy) or None)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -1,6 +1,15 @@
+import dataclasses
+
 import pytest
 
-from l2dynamics.config import DataConfig, TrainConfig, budget_epochs, from_dict, validate
+from l2dynamics.config import (
+    DataConfig,
+    TrainConfig,
+    budget_epochs,
+    field_default,
+    from_dict,
+    validate,
+)
 from l2dynamics.errors import ConfigError
 
 
@@ -66,3 +75,47 @@ def test_from_dict_builds_nested_and_coerces_ints():
 def test_from_dict_rejects_bad_keys_and_types(values, culprit):
     with pytest.raises(ConfigError, match=culprit):
         from_dict(TrainConfig, values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Numbers:
+    """A config with tuple fields and no defaults, as an experiment file fills one."""
+
+    widths: tuple[int, ...]
+    span: tuple[float, float]
+    lam: float
+
+
+def test_from_dict_makes_tuples_requires_fields_without_defaults_and_overrides_a_base():
+    cfg = from_dict(Numbers, {"widths": [16, 64], "span": [1, 2.5], "lam": 2})
+    assert cfg == Numbers((16, 64), (1.0, 2.5), 2.0)
+    assert repr(cfg.span) == "(1.0, 2.5)" and repr(cfg.lam) == "2.0"  # ints widened
+    over = from_dict(Numbers, {"widths": [8]}, prefix="cpu.", base=cfg)
+    assert over == Numbers((8,), (1.0, 2.5), 2.0)
+    with pytest.raises(ConfigError, match="missing key 'paper.lam'"):
+        from_dict(Numbers, {"widths": [1], "span": [1, 2]}, prefix="paper.")
+
+
+@pytest.mark.parametrize(
+    "values,culprit",
+    [
+        ({"widthz": [1]}, "unknown key 'cpu.widthz'"),
+        ({"widths": 16}, "cpu.widths: expected a list"),
+        ({"widths": [16, 2.5]}, r"cpu.widths\[1\]: expected int"),
+        ({"span": [1.0]}, "cpu.span: expected 2 values"),
+        ({"lam": [2.0]}, "cpu.lam: expected float"),
+    ],
+)
+def test_from_dict_names_a_bad_tuple_or_unknown_override(values, culprit):
+    base = Numbers((1,), (0.0, 1.0), 1.0)
+    with pytest.raises(ConfigError, match=culprit):
+        from_dict(Numbers, values, prefix="cpu.", base=base)
+
+
+def test_field_default_reads_the_dataclass():
+    assert field_default(TrainConfig, "eta") == 0.1
+    assert field_default(DataConfig, "standardize") is True
+    with pytest.raises(KeyError, match="etta"):
+        field_default(TrainConfig, "etta")
+    with pytest.raises(KeyError, match="data"):
+        field_default(TrainConfig, "data")  # a default_factory, not a plain default

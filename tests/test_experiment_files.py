@@ -7,6 +7,7 @@ import re
 import pytest
 
 from l2dynamics.config import budget_epochs
+from l2dynamics.experiments import FIGURES, SWEEP_RUNNER, runner
 from l2dynamics.experiments.base import ReproduceRequest
 from l2dynamics.experiments.spec import file_path, load_experiment, read_file
 from l2dynamics.experiments.sweep_figure import run_experiment
@@ -226,3 +227,17 @@ def test_wrn_autol2_cpu_scale_compares_at_one_budget(figure, schedule):
     assert decades(fixed) >= 2
     assert all(c.data.name == "cifar10" and c.model.options["width"] == 1 for c in everything)
     assert all(c.model.options["bn_group"] == 0 for c in everything)  # batch 32: one group
+
+
+def test_every_file_is_a_sweep_or_names_a_runner_of_its_own():
+    """A file whose [experiment] table names no runner is a sweep figure and parses at both
+    scales; the others (fig5's, which holds the numbers of a theory figure) are no sweeps."""
+    own = {name for name, run in FIGURES.items() if run != SWEEP_RUNNER}
+    assert own == {"fig5"}
+    for name in FIGURES:
+        if name in own:
+            assert "sweep" not in read_file(name) and callable(runner(name))
+            continue
+        for scale in ("cpu", "paper"):
+            exp = load_experiment(name, scale)
+            assert exp.sweeps and all(len(s.runs) for _, s in exp.sweeps)

@@ -233,3 +233,18 @@ def test_cli_needs_a_budget(run_cli):
 def test_cli_sweep_file_conflicts(run_cli, tmp_path, etas, extra, culprit):
     argv = ["predict-l2", "--budget-epochs", "50", "--sweep", str(_sweep_file(tmp_path, etas))]
     _one_line_exit_2(*run_cli([*argv, *extra, "--quiet"]), culprit)
+
+
+def test_calibration_defaults_are_one_set_of_constants():
+    """predict_l2, calibration_config and `l2dyn predict-l2` share config's constants."""
+    import inspect
+
+    from l2dynamics import cli, config, predict
+
+    wanted = {"lam": config.CAL_LAM, "peak_stop": config.PEAK_STOP, "max_c": config.MAX_C}
+    for fn in (predict.predict_l2, predict.calibration_config):
+        params = inspect.signature(fn).parameters
+        assert {k: params[k].default for k in wanted} == wanted
+    options = {p.name: p.default for p in cli.app.commands["predict-l2"].params}
+    assert options["lam"] == config.CAL_LAM and options["peak_stop"] == config.PEAK_STOP
+    assert options["budget_c"] == config.MAX_C  # --budget-c is the calibration's max_c

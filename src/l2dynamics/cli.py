@@ -18,7 +18,19 @@ from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, validate
+from l2dynamics.config import (
+    CAL_LAM,
+    CLI_AUTOL2_LAM,
+    CLI_BUDGET_C,
+    CLI_LAM,
+    MAX_C,
+    PEAK_STOP,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    field_default,
+    validate,
+)
 from l2dynamics.errors import L2DynError
 from l2dynamics.progress import LineProgress, ProgressFn, Update
 
@@ -52,51 +64,109 @@ def _options(specs: list[tuple]) -> Any:
     return decorate
 
 
-DATA_OPTIONS = [
-    (
-        ("--data",),
-        dict(
-            type=click.Choice(["digits", "mnist", "cifar10"]),
-            default="digits",
-            show_default=True,
-            help="Data set; digits is embedded (no download).",
+# The options that set a config field, by parameter name, and that field: each takes its
+# default from the field (every default is written once, in config.py) and train_config copies
+# its value across. --lam and --budget-c have defaults of their own (config.CLI_LAM, ...).
+DATA_FIELDS = {
+    "data": "name",
+    "data_dir": "data_dir",
+    "n_train": "n_train",
+    "n_test": "n_test",
+    "subset_seed": "subset_seed",
+    "balanced": "balanced",
+    "standardize": "standardize",
+    "even_odd": "even_odd",
+    "flip": "flip",
+    "crop": "crop",
+    "mixup": "mixup_alpha",
+}
+TRAIN_FIELDS = {
+    "loss": "loss",
+    "eta": "eta",
+    "momentum": "momentum",
+    "lr_schedule": "lr_schedule",
+    "l2_mask": "l2_mask",
+    "batch_size": "batch_size",
+    "epochs": "budget_epochs",
+    "max_epochs": "max_epochs",
+    "measure": "measure",
+    "measure_every": "measure_every",
+    "measure_resolution": "measure_resolution",
+    "eval_batch_size": "eval_batch_size",
+    "seed": "seed",
+    "autol2": "autol2",
+    "autol2_decay": "autol2_decay",
+    "autol2_refractory": "autol2_refractory",
+    "autol2_period": "autol2_period",
+    "peak_stop": "peak_stop",
+    "peak_drop": "peak_drop",
+}
+
+
+def _param_name(flags: tuple[str, ...]) -> str:
+    return click.Option(list(flags)).name
+
+
+def _field_defaults(cls: type, fields: dict[str, str], specs: list[tuple]) -> list[tuple]:
+    """``specs`` with each option named in ``fields`` given the default of its field of ``cls``."""
+    out = []
+    for flags, kwargs in specs:
+        name = _param_name(flags)
+        if name in fields:
+            kwargs = kwargs | {"default": field_default(cls, fields[name])}
+        out.append((flags, kwargs))
+    return out
+
+
+# --data and --model list the names of l2dynamics.data.DATASETS and l2dynamics.models.MODELS:
+# importing those registries imports JAX, and `l2dyn --help` stays fast (a test checks them).
+DATA_OPTIONS = _field_defaults(
+    DataConfig,
+    DATA_FIELDS,
+    [
+        (
+            ("--data",),
+            dict(
+                type=click.Choice(["digits", "mnist", "cifar10"]),
+                show_default=True,
+                help="Data set; digits is embedded (no download).",
+            ),
         ),
-    ),
-    (
-        ("--data-dir",),
-        dict(default=None, help="Directory of MNIST IDX / CIFAR-10 files (default: $L2DYN_DATA)."),
-    ),
-    (("--n-train",), dict(type=int, default=None, help="Training-subset size (default: all).")),
-    (("--n-test",), dict(type=int, default=None, help="Test-subset size (default: all).")),
-    (
-        ("--subset-seed",),
-        dict(type=int, default=0, show_default=True, help="Seed of the subset draw."),
-    ),
-    (("--balanced",), dict(is_flag=True, help="Class-balanced training subset.")),
-    (
-        ("--standardize/--no-standardize",),
-        dict(default=True, show_default=True, help="Per-channel standardization."),
-    ),
-    (("--even-odd",), dict(is_flag=True, help="Binary labels: even (0) vs odd (1) class.")),
-    (("--flip",), dict(is_flag=True, help="Random horizontal flips.")),
-    (
-        ("--crop",),
-        dict(
-            type=int,
-            default=0,
-            show_default=True,
-            help="Random crops from an image zero-padded by this many pixels.",
+        (
+            ("--data-dir",),
+            dict(help="Directory of MNIST IDX / CIFAR-10 files (default: $L2DYN_DATA)."),
         ),
-    ),
-    (("--mixup",), dict(type=float, default=0.0, show_default=True, help="Mixup α (0 = off).")),
-]
+        (("--n-train",), dict(type=int, help="Training-subset size (default: all).")),
+        (("--n-test",), dict(type=int, help="Test-subset size (default: all).")),
+        (
+            ("--subset-seed",),
+            dict(type=int, show_default=True, help="Seed of the subset draw."),
+        ),
+        (("--balanced",), dict(is_flag=True, help="Class-balanced training subset.")),
+        (
+            ("--standardize/--no-standardize",),
+            dict(show_default=True, help="Per-channel standardization."),
+        ),
+        (("--even-odd",), dict(is_flag=True, help="Binary labels: even (0) vs odd (1) class.")),
+        (("--flip",), dict(is_flag=True, help="Random horizontal flips.")),
+        (
+            ("--crop",),
+            dict(
+                type=int,
+                show_default=True,
+                help="Random crops from an image zero-padded by this many pixels.",
+            ),
+        ),
+        (("--mixup",), dict(type=float, show_default=True, help="Mixup α (0 = off).")),
+    ],
+)
 
 MODEL_OPTIONS = [
     (
         ("--model",),
         dict(
             type=click.Choice(["fc", "cnn", "wrn"]),
-            default="fc",
+            default=field_default(ModelConfig, "name"),
             show_default=True,
             help="Network.",
         ),
@@ -126,140 +196,141 @@ MODEL_OPTIONS = [
     (("--pool-stride",), dict(type=int, default=None, help="CNN max-pool stride.")),
 ]
 
-RUN_OPTIONS = [
-    (
-        ("--loss",),
-        dict(default="xent", show_default=True, help="xent (normalized cross-entropy) or mse."),
-    ),
-    (
-        ("--eta",),
-        dict(type=float, default=0.1, show_default=True, help="Learning rate η (per step)."),
-    ),
-    (
-        ("--lam",),
-        dict(
-            type=float,
-            default=None,
-            help="L2 coefficient λ of (λ/2)‖θ‖² (default 0.01); with --autol2, the starting λ₀ "
-            "(default 0.1).",
+RUN_OPTIONS = _field_defaults(
+    TrainConfig,
+    TRAIN_FIELDS,
+    [
+        (
+            ("--loss",),
+            dict(show_default=True, help="xent (normalized cross-entropy) or mse."),
         ),
-    ),
-    (
-        ("--momentum",),
-        dict(
-            type=float, default=0.0, show_default=True, help="Heavy-ball momentum (0 = plain SGD)."
+        (
+            ("--eta",),
+            dict(type=float, show_default=True, help="Learning rate η (per step)."),
         ),
-    ),
-    (
-        ("--lr-schedule",),
-        dict(
-            default="constant",
-            show_default=True,
-            help="constant, or step (×0.2 at 30%, 60%, 90% of the budget).",
+        (
+            ("--lam",),
+            dict(
+                type=float,
+                default=None,
+                help=f"L2 coefficient λ of (λ/2)‖θ‖² (default {CLI_LAM:g}); with --autol2, the "
+                f"starting λ₀ (default {CLI_AUTOL2_LAM:g}).",
+            ),
         ),
-    ),
-    (
-        ("--l2-mask",),
-        dict(default="all", show_default=True, help="L2 on all parameters, or on weights only."),
-    ),
-    (("--batch-size",), dict(type=int, default=None, help="Minibatch size (default: full batch).")),
-    (("--epochs",), dict(type=float, default=None, help="Budget in epochs.")),
-    (
-        ("--budget-c",),
-        dict(
-            type=float,
-            default=None,
-            help="Budget of c/(η·λ) epochs (default when no budget is given: c = 2).",
+        (
+            ("--momentum",),
+            dict(type=float, show_default=True, help="Heavy-ball momentum (0 = plain SGD)."),
         ),
-    ),
-    (("--max-epochs",), dict(type=float, default=None, help="Cap on the budget, in epochs.")),
-    (
-        ("--measure",),
-        dict(
-            default="log",
-            show_default=True,
-            help="Measurement schedule: log (log-spaced), peak (log-spaced, dense only from 1% "
-            "of the budget on) or every.",
+        (
+            ("--lr-schedule",),
+            dict(
+                show_default=True,
+                help="constant, or step (×0.2 at 30%, 60%, 90% of the budget).",
+            ),
         ),
-    ),
-    (
-        ("--measure-every",),
-        dict(
-            type=int,
-            default=10,
-            show_default=True,
-            help="Steps between measurements (--measure every).",
+        (
+            ("--l2-mask",),
+            dict(show_default=True, help="L2 on all parameters, or on weights only."),
         ),
-    ),
-    (
-        ("--measure-resolution",),
-        dict(
-            type=float,
-            default=0.05,
-            show_default=True,
-            help="Largest relative gap between measurements (--measure log or peak).",
+        (("--batch-size",), dict(type=int, help="Minibatch size (default: full batch).")),
+        (("--epochs",), dict(type=float, help="Budget in epochs.")),
+        (
+            ("--budget-c",),
+            dict(
+                type=float,
+                default=None,
+                help="Budget of c/(η·λ) epochs (default when no budget is given: "
+                f"c = {CLI_BUDGET_C:g}).",
+            ),
         ),
-    ),
-    (
-        ("--eval-batch-size",),
-        dict(type=int, default=1000, show_default=True, help="Evaluation chunk size."),
-    ),
-    (
-        ("--seed",),
-        dict(
-            type=int, default=0, show_default=True, help="Seed of initialization and batch order."
+        (("--max-epochs",), dict(type=float, help="Cap on the budget, in epochs.")),
+        (
+            ("--measure",),
+            dict(
+                show_default=True,
+                help="Measurement schedule: log (log-spaced), peak (log-spaced, dense only from 1% "
+                "of the budget on) or every.",
+            ),
         ),
-    ),
-    (
-        ("--autol2",),
-        dict(is_flag=True, help="Schedule λ with AutoL2 (starts at --lam; needs --epochs)."),
-    ),
-    (
-        ("--autol2-decay",),
-        dict(type=float, default=10.0, show_default=True, help="AutoL2: λ ← λ/decay."),
-    ),
-    (
-        ("--autol2-refractory",),
-        dict(
-            type=float,
-            default=0.1,
-            show_default=True,
-            help="AutoL2: no new decay for refractory/λ steps after one.",
+        (
+            ("--measure-every",),
+            dict(
+                type=int,
+                show_default=True,
+                help="Steps between measurements (--measure every).",
+            ),
         ),
-    ),
-    (
-        ("--autol2-period",),
-        dict(type=int, default=10, show_default=True, help="AutoL2: steps between measurements."),
-    ),
-    (
-        ("--peak-stop",),
-        dict(
-            type=float,
-            default=None,
-            help="Stop once the run is at >= this many times t* (epochs) and its test accuracy "
-            "is --peak-drop below its best (opt-in; e.g. 2).",
+        (
+            ("--measure-resolution",),
+            dict(
+                type=float,
+                show_default=True,
+                help="Largest relative gap between measurements (--measure log or peak).",
+            ),
         ),
-    ),
-    (
-        ("--peak-drop",),
-        dict(
-            type=float,
-            default=0.01,
-            show_default=True,
-            help="Accuracy drop (fraction) that marks a passed peak.",
+        (
+            ("--eval-batch-size",),
+            dict(type=int, show_default=True, help="Evaluation chunk size."),
         ),
-    ),
-]
+        (
+            ("--seed",),
+            dict(type=int, show_default=True, help="Seed of initialization and batch order."),
+        ),
+        (
+            ("--autol2",),
+            dict(is_flag=True, help="Schedule λ with AutoL2 (starts at --lam; needs --epochs)."),
+        ),
+        (
+            ("--autol2-decay",),
+            dict(type=float, show_default=True, help="AutoL2: λ ← λ/decay."),
+        ),
+        (
+            ("--autol2-refractory",),
+            dict(
+                type=float,
+                show_default=True,
+                help="AutoL2: no new decay for refractory/λ steps after one.",
+            ),
+        ),
+        (
+            ("--autol2-period",),
+            dict(type=int, show_default=True, help="AutoL2: steps between measurements."),
+        ),
+        (
+            ("--peak-stop",),
+            dict(
+                type=float,
+                help="Stop once the run is at >= this many times t* (epochs) and its test accuracy "
+                "is --peak-drop below its best (opt-in; e.g. 2).",
+            ),
+        ),
+        (
+            ("--peak-drop",),
+            dict(
+                type=float,
+                show_default=True,
+                help="Accuracy drop (fraction) that marks a passed peak.",
+            ),
+        ),
+    ],
+)
 
 
-def _train_config(o: dict[str, Any]) -> TrainConfig:
-    """The :class:`TrainConfig` that the parsed ``l2dyn train`` options describe."""
+def train_config(o: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` that the parsed ``l2dyn train`` options describe.
+
+    Args:
+        o: every option of ``l2dyn train`` by parameter name, as click parsed it.
+
+    Raises:
+        L2DynError: --autol2 without --epochs.
+    """
     budget_c = o["budget_c"]
     if o["autol2"] and o["epochs"] is None:
         raise L2DynError("--autol2: give the budget with --epochs (λ changes during the run)")
     if o["epochs"] is None and budget_c is None and o["max_epochs"] is None:
-        budget_c = 2.0
-    lam = o["lam"] if o["lam"] is not None else (0.1 if o["autol2"] else 0.01)
+        budget_c = CLI_BUDGET_C
+    lam = o["lam"] if o["lam"] is not None else (CLI_AUTOL2_LAM if o["autol2"] else CLI_LAM)
     options = _model_options(
         depth=o["depth"],
         width=o["width"],
@@ -274,43 +345,12 @@ def _train_config(o: dict[str, Any]) -> TrainConfig:
         pool_window=o["pool_window"],
         pool_stride=o["pool_stride"],
     )
-    data = DataConfig(
-        o["data"],
-        o["data_dir"],
-        o["n_train"],
-        o["n_test"],
-        o["subset_seed"],
-        o["balanced"],
-        o["standardize"],
-        o["even_odd"],
-        o["flip"],
-        o["crop"],
-        o["mixup"],
-    )
     return TrainConfig(
-        data=data,
+        data=DataConfig(**{field: o[option] for option, field in DATA_FIELDS.items()}),
         model=ModelConfig(o["model"], options),
-        loss=o["loss"],
-        eta=o["eta"],
         lam=lam,
-        momentum=o["momentum"],
-        lr_schedule=o["lr_schedule"],
-        l2_mask=o["l2_mask"],
-        batch_size=o["batch_size"],
-        budget_epochs=o["epochs"],
         budget_c=budget_c,
-        max_epochs=o["max_epochs"],
-        measure=o["measure"],
-        measure_every=o["measure_every"],
-        measure_resolution=o["measure_resolution"],
-        eval_batch_size=o["eval_batch_size"],
-        seed=o["seed"],
-        peak_stop=o["peak_stop"],
-        peak_drop=o["peak_drop"],
-        autol2=o["autol2"],
-        autol2_decay=o["autol2_decay"],
-        autol2_refractory=o["autol2_refractory"],
-        autol2_period=o["autol2_period"],
+        **{field: o[option] for option, field in TRAIN_FIELDS.items()},
     )
 
 
@@ -330,7 +370,7 @@ def train(json_out: bool, out: Path | None, quiet: bool, **o: Any) -> None:
     from l2dynamics.train import train as run_train
 
     _check_out(out)
-    cfg = validate(_train_config(o))
+    cfg = validate(train_config(o))
     with _progress(quiet) as bar:
         result = run_train(cfg, progress=_bars(bar))
     if out is not None:
@@ -347,10 +387,6 @@ def _pick(specs: list[tuple], drop: tuple[str, ...], **over: dict[str, Any]) -> 
             continue
         out.append((flags, kwargs | over.get(_param_name(flags), {})))
     return out
-
-
-def _param_name(flags: tuple[str, ...]) -> str:
-    return click.Option(list(flags)).name
 
 
 def _defaults(specs: list[tuple], drop: tuple[str, ...]) -> dict[str, Any]:
@@ -371,16 +407,18 @@ _PREDICT_DROP = (
 PREDICT_RUN_OPTIONS = _pick(
     RUN_OPTIONS,
     _PREDICT_DROP,
-    lam=dict(default=0.01, show_default=True, help="The calibration run's λ (large: short run)."),
+    lam=dict(
+        default=CAL_LAM, show_default=True, help="The calibration run's λ (large: short run)."
+    ),
     eta=dict(help="Learning rate η (per step), of the calibration and the planned run."),
     budget_c=dict(
-        default=4.0,
+        default=MAX_C,
         show_default=True,
         help="Cap of the calibration: c/(η·λ) epochs (τ units).",
     ),
     max_epochs=dict(help="A further cap on the calibration, in epochs."),
     peak_stop=dict(
-        default=3.0,
+        default=PEAK_STOP,
         show_default=True,
         help="The calibration stops at >= this many times t* (epochs) once its test accuracy "
         "is --peak-drop below its best.",
@@ -452,7 +490,7 @@ def _predict_base(sweep_file: Path | None, o: dict[str, Any]) -> TrainConfig:
     budget = {"epochs": 1.0, "budget_c": None, "max_epochs": None}  # the calibration's own later
     o = _defaults(RUN_OPTIONS, _PREDICT_DROP) | o | budget
     if sweep_file is None:
-        return validate(_train_config(o))
+        return validate(train_config(o))
     from l2dynamics.sweep.spec import load_sweep
 
     ctx = click.get_current_context()

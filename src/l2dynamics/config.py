@@ -25,6 +25,22 @@ L2_MASKS = ("all", "weights")
 
 MEASURE_KINDS = ("log", "every", "peak")
 
+# Defaults of the command line that differ from the fields' below on purpose (`l2dyn train`
+# reads them from here). The field's ``lam = 0.0`` (no L2) is the neutral value for library
+# code; a command run without --lam trains with L2, at a large λ whose run peaks early
+# (t* ≈ c/(η·λ)), or with --autol2 from AutoL2's starting λ₀, the paper's 0.1 (SPEC §3).
+CLI_LAM = 0.01
+CLI_AUTOL2_LAM = 0.1
+# The field's ``budget_c = None`` means "no c-rule"; a command given no budget at all trains for
+# Figure 2's budget of c/(η·λ) epochs with c = 2 instead of refusing to start.
+CLI_BUDGET_C = 2.0
+
+# predict-l2's calibration run (:mod:`l2dynamics.predict`; here so that the CLI can show them
+# without importing JAX).
+CAL_LAM = 0.01  # the authors' calibration λ
+PEAK_STOP = 3.0  # stop at >= 3·t* once test accuracy is peak_drop below its best
+MAX_C = 4.0  # cap: the calibration runs at most 4/(η·λ) epochs (τ = 4)
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -119,25 +135,74 @@ def _check_type(name: str, value: Any, annotation: Any) -> None:
     raise ConfigError(f"{name}: expected {names}, got {value!r}")
 
 
-def from_dict(cls: type, values: Mapping[str, Any], prefix: str = "") -> Any:
-    """Build the dataclass ``cls`` from a mapping, naming any unknown key or wrong type."""
+def from_dict(cls: type, values: Mapping[str, Any], prefix: str = "", base: Any = None) -> Any:
+    """Build the dataclass ``cls`` from a mapping, naming any unknown key or wrong type.
+
+    Ints given for float fields become floats, lists given for tuple fields become tuples.
+
+    Args:
+        cls: the dataclass.
+        values: field values; nested dataclasses as nested mappings.
+        prefix: prepended to the key in messages (e.g. ``"data."``).
+        base: an instance of ``cls`` whose values stand for the keys not given (default: the
+            fields' defaults; then a field without a default is a required key).
+
+    Raises:
+        ConfigError: an unknown or missing key, or a value of the wrong type.
+    """
     hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in fields:
             raise ConfigError(f"unknown key '{prefix}{key}' (known: {', '.join(sorted(fields))})")
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{prefix}{key}: expected a table, got {value!r}")
-            value = from_dict(hint, value, prefix=f"{prefix}{key}.")
-        else:
-            _check_type(prefix + key, value, hint)
-            if hint in (float, float | None) and isinstance(value, int):
-                value = float(value)
-        kwargs[key] = value
+        kwargs[key] = _value(prefix + key, value, hints[key])
+    if base is not None:
+        return dataclasses.replace(base, **kwargs)
+    missing = dataclasses.MISSING
+    for name, field in fields.items():
+        required = field.default is missing and field.default_factory is missing
+        if required and name not in kwargs:
+            raise ConfigError(f"missing key '{prefix}{name}'")
     return cls(**kwargs)
+
+
+def _value(name: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against the type ``hint`` (ints widened to float, lists to tuples)."""
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name}: expected a table, got {value!r}")
+        return from_dict(hint, value, prefix=f"{name}.")
+    if typing.get_origin(hint) is tuple:
+        return _tuple_value(name, value, typing.get_args(hint))
+    _check_type(name, value, hint)
+    if hint in (float, float | None) and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def _tuple_value(name: str, value: Any, kinds: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A list for a ``tuple[X, ...]`` (any length) or ``tuple[X, Y]`` (that length) field."""
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{name}: expected a list, got {value!r}")
+    if len(kinds) == 2 and kinds[1] is Ellipsis:
+        kinds = (kinds[0],) * len(value)
+    if len(kinds) != len(value):
+        raise ConfigError(f"{name}: expected {len(kinds)} values, got {value!r}")
+    pairs = enumerate(zip(value, kinds, strict=True))
+    return tuple(_value(f"{name}[{i}]", v, kind) for i, (v, kind) in pairs)
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``cls``: where that default is written.
+
+    Raises:
+        KeyError: ``cls`` has no such field, or it has no plain default.
+    """
+    for field in dataclasses.fields(cls):
+        if field.name == name and field.default is not dataclasses.MISSING:
+            return field.default
+    raise KeyError(f"{cls.__name__} has no field {name!r} with a plain default")
 
 
 def _require(ok: bool, message: str) -> None:

@@ -20,14 +20,10 @@ import math
 from typing import Any
 
 from l2dynamics.analysis.fits import c_from_run, predict_lambda
-from l2dynamics.config import TrainConfig, validate
+from l2dynamics.config import CAL_LAM, MAX_C, PEAK_STOP, TrainConfig, validate
 from l2dynamics.data import Dataset
 from l2dynamics.errors import ConfigError
 from l2dynamics.train.run import ProgressFn, RunResult, train
-
-CAL_LAM = 0.01  # the authors' calibration λ
-PEAK_STOP = 3.0  # stop at >= 3·t* once test accuracy is peak_drop below its best
-MAX_C = 4.0  # cap: the calibration runs at most 4/(η·λ) epochs (τ = 4)
 
 
 @dataclasses.dataclass(frozen=True)

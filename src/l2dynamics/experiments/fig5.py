@@ -16,17 +16,13 @@ Conventions (see :mod:`l2dynamics.theory`): the loss is the *sum* ``Σ_x ½(f �
 time is ``t = η·step``, the networks use NTK normalization (their kernel has a width-independent
 limit at fixed η; the standard parametrization's grows ∝ width). The mean-normalized loss
 ``(1/N) Σ_x ½(f − y)²`` with λ_mean is the same flow with ``λ = N·λ_mean``, its time t_mean being
-``N·t`` here: the default λ = 2 on N = 200 images is λ_mean = 0.01, the λ of panels (a, b), and
+``N·t`` here: the λ = 2 on N = 200 images is λ_mean = 0.01, the λ of panels (a, b), and
 the trained time t = 1.5 is t_mean = 300 (3/λ_mean).
 
-Why λ = 2 (sum) and not smaller: at finite width n the term T_t of SPEC §4 changes the kernel
-at a rate of order ``C/√n`` (C set by the data and the loss normalization) while L2 decays it at
-2λ, so the relative error of the decay scales as ``C/(λ√n)``. A separate CPU run at λ = 0.1 (sum;
-η = 0.01, t ≤ 30, 64 probe images) fitted decay rates 82 %, 58 % and 41 % below 2λ at widths 500,
-2000 and 5000, improving only slowly with width. A likely mechanism (not separately measured):
-for a 2-homogeneous net θ = 0 is a saddle of L, not a minimum, as soon as ``Σ_x y(x) ∂²f(x)``
-has an eigenvalue above λ, and its per-neuron blocks shrink only as n^{−1/2}. At λ = 2 the
-width table of the CPU scale shows the theory's regime.
+Why λ = 2 (sum) and not smaller: the kernel decay's relative error at width n scales as
+``C/(λ√n)``; smaller λ measured far from the theory at CPU widths (benchmarks/fig5-notes.md).
+
+Every number of the figure, at each scale, is in the experiment file ``files/fig5.toml``.
 """
 
 from __future__ import annotations
@@ -34,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,8 +40,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from l2dynamics.config import from_dict
 from l2dynamics.errors import ConfigError
-from l2dynamics.experiments.base import ReproduceRequest
+from l2dynamics.experiments.base import SCALES, ReproduceRequest
+from l2dynamics.experiments.spec import read_file
 from l2dynamics.files import write_json
 from l2dynamics.theory import (
     TwoLayerReLU,
@@ -68,7 +67,8 @@ from l2dynamics.theory import (
 
 @dataclasses.dataclass(frozen=True)
 class Fig5Config:
-    """Every number of Figure 5. Defaults are the paper scale; :data:`CONFIGS` holds the others.
+    """Every number of Figure 5, as :func:`load_configs` reads it from ``files/fig5.toml`` (no
+    defaults here: each number is written once, in that file, with what it is).
 
     Attributes:
         theory_lam: λ of panels (a, b).
@@ -88,29 +88,29 @@ class Fig5Config:
         linear_ns: widths n of the deep-linear check; linear_c: the values of λ√n.
     """
 
-    theory_lam: float = 0.01
-    eigenvalues: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
-    theory_t: tuple[float, float] = (0.01, 3000.0)
-    dataset: str = "mnist"
-    n_train: int = 200
-    seed: int = 0
-    kernel_width: int = 5000
-    widths: tuple[int, ...] = (1000, 5000, 20000, 100000)
-    lam: float = 2.0
-    eta: float = 0.001
-    t_max: float = 1.5
-    segments: int = 10
-    record_every: int = 10
-    probes: int = 32
-    block_size: int = 32
-    ode_size: int = 16
-    ode_kernels: int = 2
-    ode_lam: float = 0.01
-    ode_t: float = 5.0
-    homogeneity_width: int = 64
-    homogeneity_layers: tuple[int, ...] = (1, 2, 3, 4)
-    linear_ns: tuple[int, ...] = (10, 100, 1000, 10000)
-    linear_c: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 1.25, 2.0)
+    theory_lam: float
+    eigenvalues: tuple[float, ...]
+    theory_t: tuple[float, float]
+    dataset: str
+    n_train: int
+    seed: int
+    kernel_width: int
+    widths: tuple[int, ...]
+    lam: float
+    eta: float
+    t_max: float
+    segments: int
+    record_every: int
+    probes: int
+    block_size: int
+    ode_size: int
+    ode_kernels: int
+    ode_lam: float
+    ode_t: float
+    homogeneity_width: int
+    homogeneity_layers: tuple[int, ...]
+    linear_ns: tuple[int, ...]
+    linear_c: tuple[float, ...]
 
     @property
     def steps(self) -> int:
@@ -119,39 +119,45 @@ class Fig5Config:
         return per * max(1, round(self.t_max / self.eta / per))
 
 
-CONFIGS: dict[str, Fig5Config] = {
-    "paper": Fig5Config(),
-    "cpu": Fig5Config(widths=(250, 1000, 4000, 16000), eta=0.0025, segments=8, record_every=5),
-    "tiny": Fig5Config(
-        eigenvalues=(0.1, 10.0),
-        dataset="digits",
-        n_train=24,
-        kernel_width=64,
-        widths=(16, 64),
-        eta=0.01,
-        t_max=0.4,
-        segments=2,
-        record_every=5,
-        probes=8,
-        ode_size=6,
-        ode_kernels=1,
-        ode_t=2.0,
-        homogeneity_width=8,
-        homogeneity_layers=(3,),
-        linear_ns=(10,),
-        linear_c=(0.5, 2.0),
-    ),
-}
-"""``cpu`` fits 2 cores in about 10 minutes; ``tiny`` is for tests only (not a CLI scale)."""
+# The tables of files/fig5.toml: its header, the paper scale, and overrides of it per scale
+# ("tiny" is for tests only, not a CLI scale).
+HEADER_KEYS = ("figure", "title", "runner", "shows")
+OVERRIDES = ("cpu", "tiny")
+
+
+def load_configs(text: str | None = None) -> dict[str, Fig5Config]:
+    """Figure 5's configs by scale ("paper", "cpu", "tiny"), from ``files/fig5.toml``.
+
+    Args:
+        text: TOML to read instead of the file (for tests).
+
+    Raises:
+        ConfigError: an unknown table or key, a missing key or a value of the wrong type,
+            named (e.g. ``unknown key 'cpu.widthz'``).
+    """
+    data = read_file("fig5") if text is None else tomllib.loads(text)
+    known = ("experiment", "config", *OVERRIDES)
+    for table in data:
+        if table not in known:
+            raise ConfigError(f"fig5.toml: unknown table [{table}] (known: {', '.join(known)})")
+    for key in data.get("experiment", {}):
+        if key not in HEADER_KEYS:
+            raise ConfigError(f"fig5.toml: unknown key 'experiment.{key}'")
+    paper = from_dict(Fig5Config, data.get("config", {}), prefix="config.")
+    over = {
+        s: from_dict(Fig5Config, data.get(s, {}), prefix=f"{s}.", base=paper) for s in OVERRIDES
+    }
+    return {"paper": paper, **over}
+
 
 SayFn = Callable[[str, float, float | None], None]  # ReproduceRequest.say
 
 
 def run(request: ReproduceRequest) -> dict[str, Any]:
     """Reproduce Figure 5 at ``request.scale`` into ``request.out_dir`` (see the module doc)."""
-    if request.scale not in ("cpu", "paper"):
+    if request.scale not in SCALES:
         raise ConfigError(f"fig5: unknown scale {request.scale!r} (choose cpu or paper)")
-    return run_config(request, CONFIGS[request.scale])
+    return run_config(request, load_configs()[request.scale])
 
 
 def run_config(request: ReproduceRequest, cfg: Fig5Config) -> dict[str, Any]:
