@@ -23,7 +23,8 @@ from l2dynamics.analysis.fits import c_from_run, predict_lambda
 from l2dynamics.config import CAL_LAM, MAX_C, PEAK_STOP, TrainConfig, validate
 from l2dynamics.data import Dataset
 from l2dynamics.errors import ConfigError
-from l2dynamics.train.run import ProgressFn, RunResult, train
+from l2dynamics.progress import ProgressFn
+from l2dynamics.train.run import RunResult, train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +178,8 @@ def predict_l2(
         max_epochs: a further cap, in epochs.
         eta: the planned run's η (default ``base.eta``; c does not depend on η).
         dataset: the data, if already loaded.
-        progress: called after each measurement with (step, total_steps, row).
+        progress: gets the calibration run's :class:`~l2dynamics.progress.Update` s (task
+            ``"train"``, in steps) after each measurement.
 
     Raises:
         ConfigError: bad arguments (named), or a calibration run that diverged.

@@ -150,9 +150,6 @@ def load_configs(text: str | None = None) -> dict[str, Fig5Config]:
     return {"paper": paper, **over}
 
 
-SayFn = Callable[[str, float, float | None], None]  # ReproduceRequest.say
-
-
 def run(request: ReproduceRequest) -> dict[str, Any]:
     """Reproduce Figure 5 at ``request.scale`` into ``request.out_dir`` (see the module doc)."""
     if request.scale not in SCALES:
@@ -170,7 +167,7 @@ def run_config(request: ReproduceRequest, cfg: Fig5Config) -> dict[str, Any]:
     say(f"Θ_0 of the width-{cfg.kernel_width} net on {len(y)} images", 0, None)
     theta0 = kernel_of_fresh_net(cfg, x)
     tables["eq3_vs_ode"] = ode_table(cfg, theta0)
-    widths, trace = width_runs(cfg, x, y, say)
+    widths, trace = width_runs(cfg, x, y, request)
     tables.update(widths)
     tables["panel_c"], tables["distances"] = panel_c(cfg, theta0, trace, y)
     summary = summarize(cfg, request.scale, tables)
@@ -301,12 +298,12 @@ def kernel_of_fresh_net(cfg: Fig5Config, x: jax.Array) -> np.ndarray:
 
 
 def width_runs(
-    cfg: Fig5Config, x: jax.Array, y: np.ndarray, say: SayFn
+    cfg: Fig5Config, x: jax.Array, y: np.ndarray, request: ReproduceRequest
 ) -> tuple[dict[str, pd.DataFrame], Any]:
     """Train every width, measure Θ_t on the probes; the table, the curves, the widest trace."""
     rows, curves, trace = [], [], None
     for i, width in enumerate(sorted(cfg.widths)):
-        say(
+        request.say(
             f"width {width}: gradient descent with L2, Θ_t on {cfg.probes} images",
             i,
             len(cfg.widths),

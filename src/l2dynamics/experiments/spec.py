@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from l2dynamics.errors import ConfigError
+from l2dynamics.experiments import FIGURES, SWEEP_RUNNER
 from l2dynamics.sweep.spec import Sweep, parse_sweep
 
 FILES = "files"
@@ -54,9 +55,8 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def experiment_names() -> list[str]:
-    """The figures that have an experiment file."""
-    folder = resources.files("l2dynamics.experiments") / FILES
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    """The figures whose experiment file is a sweep figure's (not one naming its own runner)."""
+    return sorted(name for name, run in FIGURES.items() if run == SWEEP_RUNNER)
 
 
 def read_file(figure: str) -> dict[str, Any]:
