@@ -20,11 +20,10 @@ from collections.abc import Sequence
 from l2dynamics.config import TrainConfig
 from l2dynamics.train.vector import LANE_OVERHEAD
 
-# From benchmarks/vectorize.py on a 2-core CPU (numbers in benchmarks/RESULTS-vectorize.md):
-# vmap paid 1.5x for 8 runs of 13k parameters and 1.35x for 8 runs of 150k, lost (0.72x) for
-# 32 runs of 150k, whose stacked parameters (19 MB) no longer fit in cache, and gained nothing
-# (1.03x) for 8 runs of 2.2M. So: vectorize models up to MAX_VECTORIZED_PARAMS, with chunks
-# whose stacked float32 parameters stay under CHUNK_PARAM_BYTES.
+# Measured by benchmarks/vectorize.py (RESULTS-vectorize.md): vmap pays for small models while the
+# stacked parameters stay in cache, and stops paying for models of millions of parameters. So:
+# vectorize models up to MAX_VECTORIZED_PARAMS, with chunks whose stacked float32 parameters stay
+# under CHUNK_PARAM_BYTES.
 MAX_VECTORIZED_PARAMS = 500_000
 CHUNK_PARAM_BYTES = 4 << 20
 MAX_CHUNK = 64
