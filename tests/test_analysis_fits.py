@@ -1,5 +1,6 @@
 """The t* ≈ c/(η·λ) fit against synthetic power laws and numpy's polyfit, its bootstrap
-intervals' coverage, which runs it leaves out, and the λ prediction (SPEC §2.1, §2.3)."""
+intervals' coverage, which runs it leaves out, and the λ prediction (SPEC §2.1, §2.3); the
+time-to-fit fit t_fit ∝ η^b_η·λ^b_λ (Fig. S1) and the log-log slope."""
 
 import json
 import math
@@ -11,7 +12,9 @@ import pytest
 from l2dynamics.analysis.fits import (
     PowerFit,
     c_from_run,
+    fit_time_to_fit,
     fit_tstar,
+    log_slope,
     predict_lambda,
     usable_for_fit,
 )
@@ -163,3 +166,44 @@ def test_invalid_inputs_raise(bad):
         predict_lambda(0.1, 0.1, bad)
     with pytest.raises(ValueError, match="lam"):
         c_from_run(1.0, 0.1, bad)
+
+
+# -- time to fit the training set -------------------------------------------------------------
+
+
+def test_time_to_fit_slopes_are_recovered():
+    rng = np.random.default_rng(0)
+    rows = [
+        {"eta": eta, "lam": lam, "epochs_to_train_acc_1": 30.0 / eta * lam**0.05}
+        for eta in (0.25, 0.5, 1.0, 2.0, 4.0)
+        for lam in (1e-5, 1e-4, 1e-3)
+    ]
+    table = pd.DataFrame(rows)
+    table["epochs_to_train_acc_1"] *= np.exp(rng.normal(0, 0.01, len(table)))
+    fit = fit_time_to_fit(table, n_boot=200)
+    assert fit["slope_eta"] == pytest.approx(-1.0, abs=0.02)
+    assert fit["slope_lam"] == pytest.approx(0.05, abs=0.02)
+    assert (
+        fit["slope_eta_ci"][0] < -1.0 < fit["slope_eta_ci"][1] or abs(fit["slope_eta"] + 1) < 0.02
+    )
+    assert fit_time_to_fit(table[table["eta"] == 1.0])["slope_eta"] is None
+
+
+def test_time_to_fit_leaves_out_lambda_zero_and_runs_that_never_fit():
+    table = pd.DataFrame(
+        {
+            "eta": [0.5, 1.0, 2.0, 0.5, 1.0, 2.0, 1.0],
+            "lam": [1e-3, 1e-3, 1e-2, 1e-2, 0.0, 0.0, 1e-2],
+            "epochs_to_train_acc_1": [200.0, 100.0, 50.0, 200.0, 100.0, 50.0, math.nan],
+        }
+    )
+    fit = fit_time_to_fit(table, n_boot=50)
+    assert fit["n_runs"] == 4
+    assert fit["slope_eta"] == pytest.approx(-1.0) and fit["slope_lam"] == pytest.approx(0.0)
+    assert fit["lam_ref"] == pytest.approx(math.sqrt(1e-3 * 1e-2))
+    assert json.loads(json.dumps(fit)) == fit
+
+
+def test_log_slope_needs_two_distinct_positive_x():
+    assert log_slope(np.array([1.0, 10.0, 100.0]), np.array([4.0, 0.4, 0.04])) == pytest.approx(-1)
+    assert log_slope(np.array([1.0, 1.0, 0.0]), np.array([1.0, 2.0, 3.0])) is None

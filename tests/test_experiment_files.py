@@ -1,5 +1,6 @@
 """The experiment files of Figures 2d–f, 3a–c, 3d–f and S7: the paper's setup at paper scale,
-a CPU scale whose grid and budgets can show the law, and one tiny CNN run end to end."""
+a CPU scale whose grid and budgets can show the law, and one tiny CNN run end to end; the files
+of the further kinds (Figures 1a, 1b, S1, S5, S6, S12) parse at both scales with their kind."""
 
 import math
 import re
@@ -9,6 +10,7 @@ import pytest
 from l2dynamics.config import budget_epochs
 from l2dynamics.experiments import FIGURES, SWEEP_RUNNER, runner
 from l2dynamics.experiments.base import ReproduceRequest
+from l2dynamics.experiments.kinds import KINDS
 from l2dynamics.experiments.spec import file_path, load_experiment, read_file
 from l2dynamics.experiments.sweep_figure import run_experiment
 from l2dynamics.train.run import total_steps
@@ -241,3 +243,43 @@ def test_every_file_is_a_sweep_or_names_a_runner_of_its_own():
         for scale in ("cpu", "paper"):
             exp = load_experiment(name, scale)
             assert exp.sweeps and all(len(s.runs) for _, s in exp.sweeps)
+
+
+# -- the files of the further kinds -----------------------------------------------------------
+
+MORE_FILES = {
+    "fig1a": "fixed_budget",
+    "fig1b": "fixed_budget",
+    "figS1": "time_to_fit",
+    "figS5": "catapult",
+    "figS6": "curves",
+    "figS12": "sigma_w",
+}
+
+
+@pytest.mark.parametrize("figure", sorted(MORE_FILES))
+def test_files_parse_at_both_scales(figure):
+    for scale in ("cpu", "paper"):
+        exp = load_experiment(figure, scale, "/nowhere")
+        assert exp.kind == MORE_FILES[figure] and exp.kind in KINDS
+        assert exp.sweeps and all(len(s.runs) for _, s in exp.sweeps)
+        assert all(r.data.data_dir in (None, "/nowhere") for _, s in exp.sweeps for r in s.runs)
+
+
+def test_paper_scale_follows_the_spec():
+    b = load_experiment("fig1b", "paper")
+    runs = b.sweeps[0][1].runs
+    assert {r.lam for r in runs} == {5e-6, 1e-5, 5e-5, 1e-4, 2e-4, 4e-4, 1e-3, 2e-3}
+    assert all(r.eta == 0.2 and r.momentum == 0.9 and r.model.name == "wrn" for r in runs)
+    assert all(r.lr_schedule == "constant" for r in runs)  # truncation needs it
+    a = dict(load_experiment("fig1a", "paper").sweeps)
+    assert all(r.lr_schedule == "step" for s in a.values() for r in s.runs)
+    budgets = sorted(
+        {
+            (r.lam, r.budget_epochs or r.budget_c / (r.eta * r.lam))
+            for s in a.values()
+            for r in s.runs
+        }
+    )
+    assert any(t == pytest.approx(0.1 / lam) for lam, t in budgets)
+    assert any(t == 200 for _, t in budgets)

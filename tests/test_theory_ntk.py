@@ -7,7 +7,7 @@ import pytest
 from l2dynamics.errors import ConfigError
 from l2dynamics.models import FC
 from l2dynamics.theory import TwoLayerReLU, empirical_ntk, two_layer_ntk
-from l2dynamics.theory.ntk import METHODS, _compiled
+from l2dynamics.theory.ntk import METHODS, ntk_block
 
 # rbg keys: XLA:CPU compiles threefry-based inits several times slower (see test_models.py).
 KEY = jax.random.key(0, impl="rbg")
@@ -100,7 +100,7 @@ def test_width_5000_mnist_sized_block_fits_in_a_few_gb(method):
     def apply(p, xs):
         return net.apply({"params": p}, xs)
 
-    compiled = _compiled(apply, method, True).lower(params, x, x).compile()
+    compiled = ntk_block(apply, method, True).lower(params, x, x).compile()
     memory = compiled.memory_analysis()
     if memory is None:
         pytest.skip("this backend reports no memory analysis")

@@ -10,13 +10,13 @@ from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, validate
 from l2dynamics.losses import cross_entropy, one_hot
 from l2dynamics.train import step as S
 from l2dynamics.train.run import (
-    _step_loops,
     build_program,
     init_state,
     load_data,
     measure_steps,
     physical_times,
     run_program,
+    step_loops,
     stepwise_dispatch,
     train,
 )
@@ -183,8 +183,8 @@ def test_stepwise_dispatch_equals_the_while_loop(eta):
     cfg = dataclasses.replace(CONV, eta=eta)
     ds = load_data(cfg)
     program = build_program(cfg, ds)
-    loop_one, loop_many = _step_loops(program.spec, stepwise=False)
-    step_one, step_many = _step_loops(program.spec, stepwise=True)
+    loop_one, loop_many = step_loops(program.spec, stepwise=False)
+    step_one, step_many = step_loops(program.spec, stepwise=True)
     hyper = S.Hyper(jnp.float32(eta), jnp.float32(0.01), jnp.int32(100))
     a = loop_one(program.data, init_state(cfg, program), hyper, jnp.int32(6))
     b = step_one(program.data, init_state(cfg, program), hyper, 6)

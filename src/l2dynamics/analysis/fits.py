@@ -1,7 +1,9 @@
-"""The time-to-peak law t* ≈ c/(η·λ) (SPEC §2.1) and the λ prediction it gives (SPEC §2.3).
+"""Fits of the scaling laws: the time-to-peak law t* ≈ c/(η·λ) (SPEC §2.1) and the λ
+prediction it gives (SPEC §2.3), the time to fit the training set t_fit ∝ 1/η (Fig. S1), and a
+plain log-log slope.
 
 Units: t* in epochs, so ``c`` = t*·η·λ is in τ units (normalized time τ = η·λ·epochs): the
-normalized time at which a run peaks.
+normalized time at which a run peaks. t_fit (``epochs_to_train_acc_1``) in epochs.
 
 The paper writes ``c = t*·λ`` because its authors fix η (0.2 for WRN) and quote
 ``λ_pred = c/T``; here ``c`` also absorbs η, so that ``t* ≈ c/(η·λ)`` and
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -214,11 +217,76 @@ def fit_tstar_from_store(path: str | os.PathLike, **kwargs) -> PowerFit:
     return fit_tstar(run_table_from_store(path), **kwargs)
 
 
+# -- time to fit the training set (Figure S1) -----------------------------------------------
+
+
+def fit_time_to_fit(table: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Fit log t_fit = a + b_η·log η + b_λ·log λ by least squares, with bootstrap intervals.
+
+    t_fit is ``epochs_to_train_acc_1`` (epochs); the runs fitted are those with λ > 0 that
+    reached training accuracy 1 (t_fit finite and > 0).
+
+    Args:
+        table: a :func:`~l2dynamics.analysis.tables.run_table` (``eta``, ``lam``,
+            ``epochs_to_train_acc_1``).
+        n_boot: bootstrap resamples (runs drawn with replacement).
+        seed: seed of the bootstrap's random generator.
+
+    Returns:
+        ``n_runs``; ``intercept`` (natural log), ``slope_eta`` (≈ −1: t_fit ∝ 1/η),
+        ``slope_lam`` (≈ 0), their 95% bootstrap intervals (``slope_eta_ci``,
+        ``slope_lam_ci``), ``lam_ref`` (the geometric mean λ, where a drawn line is evaluated).
+        All but ``n_runs`` are None when fewer than 3 runs or fewer than 2 η or 2 λ are fitted.
+    """
+    ok = table[(table["lam"] > 0) & np.isfinite(table["epochs_to_train_acc_1"])]
+    ok = ok[ok["epochs_to_train_acc_1"] > 0]
+    out: dict[str, Any] = {"n_runs": int(len(ok)), "slope_eta": None, "slope_lam": None}
+    if len(ok) < 3 or ok["eta"].nunique() < 2 or ok["lam"].nunique() < 2:
+        return out | dict.fromkeys(("intercept", "slope_eta_ci", "slope_lam_ci", "lam_ref"))
+    x = np.column_stack([np.ones(len(ok)), np.log(ok["eta"]), np.log(ok["lam"])])
+    y = np.log(ok["epochs_to_train_acc_1"].to_numpy(np.float64))
+    coef = np.linalg.lstsq(x, y, rcond=None)[0]
+    ci = _bootstrap_lstsq_ci(x, y, n_boot=n_boot, seed=seed)
+    return out | {
+        "intercept": float(coef[0]),
+        "slope_eta": float(coef[1]),
+        "slope_lam": float(coef[2]),
+        "slope_eta_ci": [float(ci[0, 1]), float(ci[1, 1])],
+        "slope_lam_ci": [float(ci[0, 2]), float(ci[1, 2])],
+        "lam_ref": float(np.exp(np.log(ok["lam"]).mean())),
+    }
+
+
+def _bootstrap_lstsq_ci(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int) -> np.ndarray:
+    """The 2.5 and 97.5 percentiles (rows) of each least-squares coefficient of y on x
+    (columns) over ``n_boot`` resamples of the rows; resamples whose x loses rank are skipped
+    (NaN when all are)."""
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if np.linalg.matrix_rank(x[idx]) == x.shape[1]:
+            boots.append(np.linalg.lstsq(x[idx], y[idx], rcond=None)[0])
+    if not boots:
+        return np.full((2, x.shape[1]), np.nan)
+    return np.percentile(np.array(boots), [2.5, 97.5], axis=0)
+
+
+def log_slope(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Least-squares slope of log y on log x (None with fewer than 2 distinct positive x)."""
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if len(np.unique(x[ok])) < 2:
+        return None
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
 __all__ = [
     "PowerFit",
     "c_from_run",
+    "fit_time_to_fit",
     "fit_tstar",
     "fit_tstar_from_store",
+    "log_slope",
     "predict_lambda",
     "usable_for_fit",
 ]

@@ -8,11 +8,19 @@ DataFrames of :func:`l2dynamics.sweep.store.load_runs` and
 Definitions (SPEC §1): the performance of a run is its *maximum* test accuracy over the
 measurements, ``t*`` the epoch of the *first* measurement reaching it; a run is
 over-parameterized when its training accuracy reaches 1 at some measurement.
+
+This is the core every topic module of :mod:`l2dynamics.analysis` builds on: the run table
+(:func:`run_table`), a curve's peak (:func:`peak_stats`), the peak within a budget
+(:func:`within_budget`), the best accuracy per λ (:func:`best_acc_vs_lam`), and the frame
+plumbing they share: each run's configuration (:func:`run_configs`) and its variant
+(:func:`variants`, :func:`of_variant`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -236,6 +244,27 @@ def _best_eta(lam: float, per_eta: pd.DataFrame) -> dict[str, float]:
     )
 
 
+def run_configs(runs: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """{hash: the run's configuration} from the store's ``config`` JSON column ({} if absent)."""
+    if "config" not in runs:
+        return {h: {} for h in runs["hash"]}
+    return {
+        h: (json.loads(c) if isinstance(c, str) else {})
+        for h, c in zip(runs["hash"], runs["config"], strict=True)
+    }
+
+
+def variants(frame: pd.DataFrame) -> list[str]:
+    """The variant labels of a runs, measurements or run-table frame, in order of appearance
+    (``[""]``, one unnamed variant, when the frame has no ``variant`` column)."""
+    return list(frame["variant"].unique()) if "variant" in frame else [""]
+
+
+def of_variant(frame: pd.DataFrame, variant: str) -> pd.DataFrame:
+    """The rows of ``frame`` that belong to ``variant`` (all rows without a ``variant`` column)."""
+    return frame[frame["variant"] == variant] if "variant" in frame else frame
+
+
 def run_table_from_store(path: str | os.PathLike) -> pd.DataFrame:
     """:func:`run_table` of the runs and measurements of the store at ``path``."""
     from l2dynamics.sweep.store import load_measurements, load_runs
@@ -248,9 +277,12 @@ __all__ = [
     "RUN_TABLE_COLUMNS",
     "TRAIN_ACC_ONE_TOL",
     "best_acc_vs_lam",
+    "of_variant",
     "peak_stats",
+    "run_configs",
     "run_table",
     "run_table_from_store",
     "train_acc_stats",
+    "variants",
     "within_budget",
 ]

@@ -15,7 +15,9 @@ from typing import Any
 import pandas as pd
 
 from l2dynamics import files
+from l2dynamics.analysis.report import write_report
 from l2dynamics.experiments.base import ReproduceRequest
+from l2dynamics.experiments.kinds import analyse
 from l2dynamics.experiments.spec import Experiment, load_experiment
 from l2dynamics.progress import ProgressFn, Update
 from l2dynamics.sweep.runner import run_sweep
@@ -96,9 +98,6 @@ def run(request: ReproduceRequest) -> dict[str, Any]:
 
 def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]:
     """Train ``exp``'s sweeps into ``OUT/store.sqlite``, analyse, and write every output."""
-    from l2dynamics.analysis.report import write_report
-    from l2dynamics.experiments.kinds import analyse
-
     start = time.perf_counter()
     out = Path(request.out_dir)
     labels, reused = train_sweeps(exp, request, out / STORE)

@@ -70,12 +70,13 @@ def empirical_ntk(
     symmetric = x2 is None
     x1 = jnp.asarray(x1)
     x2 = x1 if symmetric else jnp.asarray(x2)
-    return _assemble(_compiled(apply_fn, method, trace), params, x1, x2, block_size, symmetric)
+    return _assemble(ntk_block(apply_fn, method, trace), params, x1, x2, block_size, symmetric)
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(apply_fn: ApplyFn, method: str, trace: bool) -> Callable:
-    """The jitted block function, cached so repeated kernels of one model compile once."""
+def ntk_block(apply_fn: ApplyFn, method: str, trace: bool) -> Callable:
+    """The jitted function of one block of the kernel, ``(params, x1, x2) -> Θ``, cached so
+    repeated kernels of one model compile once."""
     return jax.jit(partial(_METHODS[method], apply_fn, trace=trace))
 
 

@@ -51,15 +51,23 @@ __all__ = [
     "RunBook",
     "RunResult",
     "build_program",
+    "controller_options",
+    "device_data",
     "eval_batch_size",
     "init_state",
+    "lam_in_force",
     "load_data",
     "measure_steps",
+    "measured_update",
     "physical_times",
     "result_of",
+    "run_hyper",
     "run_program",
+    "step_loops",
+    "stepwise_dispatch",
     "total_steps",
     "train",
+    "train_with_book",
 ]
 
 
@@ -148,7 +156,7 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         controller=controller_options(cfg, lam0=AutoL2Options.lam0),
     )
     sample = jnp.zeros((1, *ds.x_train.shape[1:]), jnp.float32)
-    run_one, run_many = _step_loops(spec, stepwise_dispatch(cfg.model.name))
+    run_one, run_many = step_loops(spec, stepwise_dispatch(cfg.model.name))
     pool = PoolOps(
         run_many,
         jax.jit(partial(S.measure_lane, spec), static_argnums=(3,)),
@@ -177,7 +185,7 @@ def stepwise_dispatch(model_name: str) -> bool:
     return model_name in CONV_MODELS and jax.default_backend() == "cpu"
 
 
-def _step_loops(spec: S.StepSpec, stepwise: bool) -> tuple[Callable, Callable]:
+def step_loops(spec: S.StepSpec, stepwise: bool) -> tuple[Callable, Callable]:
     """``run_steps`` for one run and for a vmapped stack: ``(data, state, hyper, n_steps)``."""
     if stepwise:
         one = jax.jit(partial(S.guarded_step, spec), donate_argnums=(1,))

@@ -1,0 +1,113 @@
+"""The ``scaling`` kind (Fig. 2, 3, S7): t* vs η·λ, best accuracy vs λ, test accuracy vs τ.
+
+The numbers come from :mod:`l2dynamics.analysis.fits` (the t* fit, λ_pred) and
+:mod:`l2dynamics.analysis.tables`; the figure is :func:`l2dynamics.analysis.tstar.plot_panels`.
+Units: t* in epochs; c in τ units (τ = η·λ·epochs); accuracies are fractions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from l2dynamics.analysis.fits import PowerFit, fit_tstar, predict_lambda
+from l2dynamics.analysis.tables import best_acc_vs_lam, run_table
+from l2dynamics.analysis.tstar import plot_panels
+from l2dynamics.experiments.kinds.base import Outcome, num_key, run_pairs
+from l2dynamics.experiments.spec import Experiment
+
+FIT_KEYS = (
+    "slope",
+    "slope_ci",
+    "c",
+    "c_ci",
+    "c_slope_minus_1",
+    "c_slope_minus_1_ci",
+    "n_fit_runs",
+    "decades",
+)
+
+
+def scaling(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path) -> Outcome:
+    """Figure 2/3 style: t* vs η·λ (slope −1), best accuracy vs λ, test accuracy vs τ.
+
+    Summary: the t* fit (:data:`FIT_KEYS`; None when it cannot be fit, with a note), the best
+    accuracy per λ and the best λ > 0, the t* (epochs) of the λ = 0 runs, and λ_pred = c/(η·T)
+    for the budget the experiment states (``predict_budget_epochs``, ``predict_eta``).
+    """
+    table = run_table(runs, curves)
+    notes: list[str] = []
+    _regime_note(table, notes)
+    fit, fit_values = _fit_summary(table, notes)
+    acc = best_acc_vs_lam(table)
+    png = plot_panels(curves, table, fit, out / f"{exp.figure}.png", title=exp.title)
+    positive = acc[acc["lam"] > 0]
+    best_lam = float(positive.loc[positive["mean"].idxmax(), "lam"]) if len(positive) else None
+    summary = {**fit_values, "best_acc_by_lam": _best_by_lam(acc), "best_lam": best_lam}
+    summary["lam0_t_star_epochs"] = _lam0_tstar(table)
+    summary.update(_prediction(exp.settings, fit))
+    figures = [("(a) t* vs η·λ, (b) best test accuracy vs λ, (c) test accuracy vs τ", png)]
+    return Outcome(summary, figures, {"runs": table, "best_acc_vs_lam": acc}, notes)
+
+
+def _fit_summary(
+    table: pd.DataFrame, notes: list[str], seed: int = 0
+) -> tuple[PowerFit | None, dict[str, Any]]:
+    """The t* ∝ (η·λ)^slope fit and its summary entries (None values when it cannot be fit)."""
+    try:
+        fit = fit_tstar(table, seed=seed)
+    except ValueError as exc:
+        notes.append(f"t* fit not possible: {exc}")
+        return None, dict.fromkeys(FIT_KEYS)
+    d = fit.to_dict()
+    return fit, {
+        "slope": d["slope"],
+        "slope_ci": list(d["slope_ci"]),
+        "c": d["c"],
+        "c_ci": list(d["c_ci"]),
+        "c_slope_minus_1": d["c_fixed_slope"],
+        "c_slope_minus_1_ci": list(d["c_fixed_slope_ci"]),
+        "n_fit_runs": d["n_runs"],
+        "decades": d["decades"],
+    }
+
+
+def _best_by_lam(acc: pd.DataFrame) -> dict[str, float]:
+    """{λ: best test accuracy over η (mean over seeds)} with λ as a compact string key."""
+    return {
+        num_key(lam): round(float(a), 4) for lam, a in zip(acc["lam"], acc["mean"], strict=True)
+    }
+
+
+def _regime_note(table: pd.DataFrame, notes: list[str]) -> None:
+    """Say which runs are outside the over-parameterized regime (never reached train acc 1)."""
+    under = table[(table["lam"] > 0) & ~table["reached_train_acc_1"].astype(bool)]
+    if len(under):
+        notes.append(
+            f"{len(under)} run(s) never reached training accuracy 1 and are left out of the "
+            f"t* fit (the laws are claimed for the over-parameterized regime only): "
+            f"{run_pairs(under)}"
+        )
+
+
+def _prediction(settings: dict[str, Any], fit: PowerFit | None) -> dict[str, Any]:
+    """λ_pred = c/(η·T) and the 2c variant, for the budget the experiment states (if any)."""
+    budget, eta = settings.get("predict_budget_epochs"), settings.get("predict_eta")
+    if budget is None or eta is None:
+        return {}
+    out = {"predict_budget_epochs": budget, "predict_eta": eta}
+    if fit is None:
+        return out | {"lam_pred": None, "lam_pred_2c": None}
+    c = fit.c_fixed_slope  # t*·η·λ (geometric mean): the c of t* = c/(η·λ), which λ_pred assumes
+    lam = predict_lambda(c, eta, budget)
+    return out | {"lam_pred": lam, "lam_pred_2c": predict_lambda(2 * c, eta, budget)}
+
+
+def _lam0_tstar(table: pd.DataFrame) -> list[float]:
+    """t* (epochs) of the λ = 0 runs, which the fit leaves out."""
+    return [float(t) for t in table.loc[table["lam"] == 0, "t_star_epochs"]]
+
+
+__all__ = ["FIT_KEYS", "scaling"]

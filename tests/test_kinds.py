@@ -1,0 +1,47 @@
+"""The registry of sweep-figure kinds: every kind an experiment file names is registered once,
+an unknown kind is a ConfigError, and the topic modules never import the package's names (no
+import cycle through ``kinds/__init__``)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import l2dynamics.experiments.kinds as kinds_package
+from l2dynamics.errors import ConfigError
+from l2dynamics.experiments.kinds import KINDS, analyse
+from l2dynamics.experiments.spec import experiment_names, load_experiment
+from sweep_frames import experiment
+
+KINDS_SRC = Path(kinds_package.__file__).parent
+
+
+def test_every_experiment_files_kind_is_registered():
+    assert set(KINDS) == {
+        "scaling",
+        "autol2",
+        "fixed_budget",
+        "time_to_fit",
+        "catapult",
+        "curves",
+        "sigma_w",
+    }
+    used = {load_experiment(name, "cpu", "/nowhere").kind for name in experiment_names()}
+    assert used <= set(KINDS)
+
+
+def test_an_unknown_kind_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown kind 'nope'"):
+        analyse(experiment("nope"), None, None, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "source", sorted(p for p in KINDS_SRC.glob("*.py") if p.name != "__init__.py"), ids=str
+)
+def test_topic_modules_import_the_base_module_not_the_package(source):
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            assert node.module != "l2dynamics.experiments.kinds", source.name
+            assert node.level == 0, source.name  # absolute imports only
+        elif isinstance(node, ast.Import):
+            assert all(a.name != "l2dynamics.experiments.kinds" for a in node.names)
