@@ -107,7 +107,8 @@ def _chunk_progress(
     """``progress`` for the runs or the pool of chunk ``index`` of ``count``: their updates
     become updates of task ``"chunk"`` in steps of the chunk's longest budget."""
     total = chunk_steps(chunk, ctx)
-    label = f"chunk {index + 1}/{count} ({len(chunk.cfgs)} runs)"
+    size = len(chunk.cfgs)
+    label = f"chunk {index + 1}/{count} ({size} run{'s' if size != 1 else ''})"
     progress(Update("chunk", 0, total, "steps", label))
     return lambda u: progress(Update("chunk", u.done, total, "steps", f"{label}: {u.status}"))
 
