@@ -1,6 +1,8 @@
 """AutoL2 (SPEC §3): an automatic schedule for the L2 coefficient λ.
 
 - :mod:`~l2dynamics.autol2.options`: :class:`AutoL2Options` (plain Python).
+- :mod:`~l2dynamics.autol2.start`: where λ starts: the scale-aware default and the
+  budget-aware start (plain Python).
 - :mod:`~l2dynamics.autol2.controller`: the state machine in JAX (``init``, ``update``,
   ``replay``), jittable and vmappable.
 - :mod:`~l2dynamics.autol2.transform`: the optax transformation :func:`autol2`.
@@ -17,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from l2dynamics.autol2.options import AutoL2Options, initial_refractory_steps, resolve_options
+from l2dynamics.autol2.start import budget_lam0, step_scale_lam0
 
 if TYPE_CHECKING:
     from l2dynamics.autol2.controller import AutoL2State, init, replay, update
@@ -44,11 +47,13 @@ __all__ = [
     "AutoL2TransformState",
     "autol2",
     "autol2_lam",
+    "budget_lam0",
     "find_autol2_state",
     "init",
     "initial_refractory_steps",
     "replay",
     "resolve_options",
+    "step_scale_lam0",
     "update",
 ]
 

@@ -1,0 +1,76 @@
+"""Where AutoL2 starts: the scale-aware default λ₀ (SPEC §3, "The start").
+
+AutoL2 only ever divides λ, so its start decides what it can reach, and the paper's λ₀ = 0.1 is
+not scale-free. What acts on the weights per step under coupled L2 is not λ but ``η_eff·λ``
+with ``η_eff = η/(1−μ)`` (SPEC §6: heavy-ball momentum μ multiplies the step by ``1/(1−μ)`` at
+steady state): far from the data's pull, ``θ`` shrinks by about ``e^{−η_eff·λ·s}`` in ``s``
+steps, and ``1/(η_eff·λ)`` steps is L2's own time scale.
+
+The controller can decay λ at the earliest after two measurements that rise against the best
+before them: about ``n₀ = 3·k`` steps with a measurement every ``k`` steps. Until then λ₀ acts
+unchecked. The rule bounds what it can do in that time: the weights may shrink by at most a
+fraction ``δ`` from L2 alone before AutoL2 could first react,
+
+    η_eff · λ₀ · n₀ = δ,   i.e.   λ₀ = δ·(1−μ) / (η · 3k),   δ = 0.03,
+
+which is ``η_eff·λ₀ = 10⁻³`` per step at the paper's ``k = 10``: the scale that matched the best
+fixed λ in the FC measurements behind SPEC §3, where λ₀ = 0.1 (``η_eff·λ₀`` = 0.02–0.2 there)
+shrank ‖θ‖² several-fold before the first possible decay. It uses only the optimizer's own step
+scale and the controller's period: no data, no budget.
+
+What the rule cannot know is the budget: a start below the best fixed λ for the budget cannot
+recover, since AutoL2 only decreases λ. Where a calibration run is affordable, the budget-aware
+start :func:`budget_lam0` is ``m·λ_pred`` with ``λ_pred = c/(η·T)`` from ``predict-l2``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from l2dynamics.errors import ConfigError
+
+SHRINK = 0.03  # δ: the most L2 alone may shrink the weights before AutoL2 can first react
+REACTION_PERIODS = 3  # n₀ = 3·k: the earliest decay needs two rises after a first measurement
+BUDGET_MARGIN = 3.0  # m: a budget-aware start this many times above the predicted λ
+
+
+def step_scale_lam0(
+    eta: float, momentum: float = 0.0, period: int = 10, *, shrink: float = SHRINK
+) -> float:
+    """The scale-aware default λ₀ = ``shrink·(1−μ)/(η·3·period)`` (see the module docstring).
+
+    Args:
+        eta: the learning rate η per step (the base rate of a schedule).
+        momentum: heavy-ball μ in [0, 1) (coupled L2: the L2 term enters the buffer).
+        period: AutoL2's measurement period k, in steps.
+        shrink: δ, the fraction by which L2 alone may shrink the weights in the
+            ``3·period`` steps before the first possible decay.
+
+    Returns:
+        λ₀, the coefficient of ``(λ/2)‖θ‖²``.
+
+    Raises:
+        ConfigError: η ≤ 0, μ outside [0, 1), a period < 1 or δ outside (0, 1).
+    """
+    if not (math.isfinite(eta) and eta > 0):
+        raise ConfigError(f"eta must be > 0 for AutoL2's scale-aware start (got {eta})")
+    if not 0 <= momentum < 1:
+        raise ConfigError(f"momentum must be in [0, 1) (got {momentum})")
+    if period < 1:
+        raise ConfigError(f"autol2_period must be >= 1 (got {period})")
+    if not 0 < shrink < 1:
+        raise ConfigError(f"shrink must be in (0, 1) (got {shrink})")
+    eta_eff = eta / (1.0 - momentum)
+    return shrink / (eta_eff * REACTION_PERIODS * period)
+
+
+def budget_lam0(lam_pred: float, margin: float = BUDGET_MARGIN) -> float:
+    """The budget-aware start ``m·λ_pred``: a margin above the λ predicted for the budget
+    (``λ_pred = c/(η·T)``, :func:`l2dynamics.predict.predict_l2`), so that AutoL2, which only
+    decreases λ, starts above the best fixed λ even when c is underestimated (small λ needs
+    about 2c, SPEC §2.3)."""
+    if not (math.isfinite(lam_pred) and lam_pred > 0):
+        raise ConfigError(f"the predicted λ must be > 0 (got {lam_pred})")
+    if not margin >= 1:
+        raise ConfigError(f"the margin above the predicted λ must be >= 1 (got {margin})")
+    return margin * lam_pred

@@ -1,0 +1,50 @@
+"""The scale-aware start of AutoL2: its value, and what it means for the weights, simulated."""
+
+import math
+
+import pytest
+
+from l2dynamics.autol2.start import SHRINK, budget_lam0, step_scale_lam0
+from l2dynamics.errors import ConfigError
+
+
+def l2_only_shrink(eta, momentum, lam, steps):
+    """1 − |θ_steps|/|θ_0| for heavy-ball SGD on (λ/2)θ² alone (coupled L2, buffer from 0)."""
+    theta, v = 1.0, 0.0
+    for _ in range(steps):
+        v = momentum * v + lam * theta
+        theta -= eta * v
+    return 1.0 - theta
+
+
+def test_the_start_is_one_thousandth_per_step_at_the_papers_period():
+    assert step_scale_lam0(1.0) == pytest.approx(1e-3)
+    assert step_scale_lam0(0.2, 0.9) == pytest.approx(1e-3 * 0.1 / 0.2)
+    assert step_scale_lam0(1.0, period=100) == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("eta, momentum, period", [(1.0, 0.0, 10), (0.05, 0.9, 10), (3.0, 0.5, 4)])
+def test_l2_alone_shrinks_the_weights_by_at_most_delta_before_the_first_possible_decay(
+    eta, momentum, period
+):
+    lam0 = step_scale_lam0(eta, momentum, period)
+    shrink = l2_only_shrink(eta, momentum, lam0, 3 * period)
+    assert shrink <= SHRINK
+    if momentum == 0:  # without a buffer to fill, the bound is met almost exactly
+        assert shrink == pytest.approx(1 - math.exp(-SHRINK), rel=0.02)
+
+
+@pytest.mark.parametrize(
+    "args", [(0.0,), (-1.0,), (math.inf,), (1.0, 1.0), (1.0, -0.1), (1.0, 0.0, 0)]
+)
+def test_bad_input_names_the_option(args):
+    with pytest.raises(ConfigError):
+        step_scale_lam0(*args)
+
+
+def test_the_budget_aware_start_is_a_margin_above_the_prediction():
+    assert budget_lam0(2e-4) == pytest.approx(6e-4)
+    with pytest.raises(ConfigError):
+        budget_lam0(0.0)
+    with pytest.raises(ConfigError):
+        budget_lam0(1e-3, margin=0.5)
