@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from l2dynamics import cli, config
+from l2dynamics.autol2.start import step_scale_lam0
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 
 TINY = [
@@ -68,10 +69,27 @@ def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):
     code, stdout, _ = run_cli(
         [*argv, "--autol2", "--autol2-period", "2", "--json", "--out", str(out)]
     )
-    assert code in (0, None) and json.loads(stdout)["lam"] == 0.1  # the paper's λ₀
+    assert code in (0, None) and json.loads(stdout)["lam"] == 0.0  # no --lam: the preset's start
     header, *rows = out.read_text().splitlines()
     lam = np.array([float(r.split(",")[header.split(",").index("lam_now")]) for r in rows])
-    assert lam[0] == pytest.approx(0.1) and np.all(np.diff(lam) <= 0)
+    eta = float(TINY[TINY.index("--eta") + 1])
+    assert lam[0] == pytest.approx(step_scale_lam0(eta, 0.0, 2), rel=1e-6)
+    assert np.all(np.diff(lam) <= 0)
+
+
+@pytest.mark.parametrize(
+    "extra, culprit",
+    [
+        (["--lam", "0"], "--lam"),
+        (["--autol2-preset", "bogus"], "--autol2-preset"),
+        (["--autol2-decay", "1"], "autol2_decay"),
+        (["--autol2-period", "0"], "autol2_period"),
+    ],
+)
+def test_bad_autol2_input_is_one_line_exit_2(run_cli, extra, culprit):
+    argv = [a for a in TINY if a not in ("--lam", "0.01")]
+    code, _, stderr = run_cli([*argv, "--autol2", *extra])
+    assert code == 2 and culprit in stderr and len(stderr.strip().splitlines()) == 1
 
 
 def test_train_cnn_with_its_dense_width(run_cli):
@@ -219,7 +237,7 @@ NOT_FIELDS = {
     "help",
 }
 OWN_DEFAULTS = {
-    "train": {"lam": None, "budget_c": None},  # then CLI_LAM / CLI_AUTOL2_LAM, CLI_BUDGET_C
+    "train": {"lam": None, "budget_c": None},  # then CLI_LAM (or 0: AutoL2's preset), CLI_BUDGET_C
     "predict-l2": {
         "lam": config.CAL_LAM,
         "budget_c": config.MAX_C,
@@ -267,7 +285,7 @@ def test_train_without_options_is_the_default_config_with_the_cli_lambda_and_bud
     params = parsed_defaults("train", [])
     assert cli.train_config(params) == TrainConfig(lam=config.CLI_LAM, budget_c=config.CLI_BUDGET_C)
     auto = cli.train_config(parsed_defaults("train", ["--autol2", "--epochs", "3"]))
-    assert auto == TrainConfig(lam=config.CLI_AUTOL2_LAM, autol2=True, budget_epochs=3.0)
+    assert auto == TrainConfig(lam=0.0, autol2=True, budget_epochs=3.0)
     given = cli.train_config(parsed_defaults("train", ["--mixup", "0.5", "--epochs", "2"]))
     assert given.data.mixup_alpha == 0.5 and given.budget_c is None
 

@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from l2dynamics.autol2 import replay
+from l2dynamics.autol2 import replay, step_scale_lam0
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, validate
 from l2dynamics.errors import ConfigError
 from l2dynamics.train.run import build_program, load_data, train
@@ -72,11 +72,51 @@ def test_vectorized_autol2_runs_keep_their_own_state():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("lam", 0.0), ("autol2_decay", 1.0), ("autol2_refractory", 0.0), ("autol2_period", 0)],
+    [
+        ("lam", -1.0),
+        ("autol2_decay", 1.0),
+        ("autol2_refractory", 0.0),
+        ("autol2_period", 0),
+        ("autol2_preset", "bogus"),
+        ("autol2_initial_best_loss", 0.0),
+        ("budget_c", 2.0),
+    ],
 )
 def test_bad_autol2_options_are_named(field, value):
     with pytest.raises(ConfigError, match=field):
         validate(dataclasses.replace(CFG, **{field: value}))
+
+
+@pytest.mark.parametrize(
+    "over, lam0",
+    [
+        ({"lam": 0.0}, step_scale_lam0(0.5, 0.0, K)),  # the scale-aware default start
+        ({"lam": 0.0, "momentum": 0.9}, step_scale_lam0(0.5, 0.9, K)),
+        ({"lam": 0.0, "autol2_preset": "paper"}, 0.1),
+        ({"lam": 0.02, "autol2_preset": "paper"}, 0.02),  # a given λ₀ overrides the preset
+    ],
+)
+def test_lambda_starts_where_the_preset_or_the_given_lam_says(over, lam0):
+    cfg = dataclasses.replace(CFG, budget_epochs=2, **over)
+    curve = train(cfg).curve
+    assert curve["lam_now"][0] == pytest.approx(lam0, rel=1e-6)
+
+
+def test_the_paper_preset_starts_the_best_loss_at_one_and_rules_are_passed_on():
+    from l2dynamics.train.run import controller_options
+
+    cfg = dataclasses.replace(CFG, lam=0.0, autol2_preset="paper", autol2_count_ties=True,
+                              autol2_start_refractory=True)  # fmt: skip
+    opts = controller_options(cfg)
+    assert (opts.lam0, opts.initial_best_loss, opts.count_ties, opts.start_refractory) == (
+        0.1,
+        1.0,
+        True,
+        True,
+    )
+    assert controller_options(dataclasses.replace(CFG, lam=0.0)).initial_best_loss == np.inf
+    given = dataclasses.replace(cfg, autol2_initial_best_loss=2.5)
+    assert controller_options(given).initial_best_loss == 2.5
 
 
 def test_autol2_runs_keep_their_schedule_through_a_tail_hand_over():

@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from l2dynamics.config import (
+    AUTOL2_PRESETS,
     CAL_LAM,
-    CLI_AUTOL2_LAM,
     CLI_BUDGET_C,
     CLI_LAM,
     MAX_C,
@@ -98,6 +98,10 @@ TRAIN_FIELDS = {
     "autol2_decay": "autol2_decay",
     "autol2_refractory": "autol2_refractory",
     "autol2_period": "autol2_period",
+    "autol2_preset": "autol2_preset",
+    "autol2_count_ties": "autol2_count_ties",
+    "autol2_start_refractory": "autol2_start_refractory",
+    "autol2_initial_best_loss": "autol2_initial_best_loss",
     "peak_stop": "peak_stop",
     "peak_drop": "peak_drop",
 }
@@ -214,7 +218,7 @@ RUN_OPTIONS = _field_defaults(
                 type=float,
                 default=None,
                 help=f"L2 coefficient λ of (λ/2)‖θ‖² (default {CLI_LAM:g}); with --autol2, the "
-                f"starting λ₀ (default {CLI_AUTOL2_LAM:g}).",
+                "starting λ₀ (default: where --autol2-preset starts).",
             ),
         ),
         (
@@ -278,7 +282,37 @@ RUN_OPTIONS = _field_defaults(
         ),
         (
             ("--autol2",),
-            dict(is_flag=True, help="Schedule λ with AutoL2 (starts at --lam; needs --epochs)."),
+            dict(
+                is_flag=True,
+                help="Schedule λ with AutoL2 (from --lam, else from its preset's start; needs "
+                "--epochs).",
+            ),
+        ),
+        (
+            ("--autol2-preset",),
+            dict(
+                type=click.Choice(AUTOL2_PRESETS),
+                show_default=True,
+                help="AutoL2's start without --lam: default, λ₀ = 0.03·(1−μ)/(η·3·period) "
+                "(L2 alone shrinks θ by at most 3% before the first possible decay); paper, "
+                "λ₀ = 0.1 and the best loss starting at 1 (the SM's Algorithm 1).",
+            ),
+        ),
+        (
+            ("--autol2-count-ties/--no-autol2-count-ties",),
+            dict(help="AutoL2: a value equal to the best counts as a rise (the authors' code)."),
+        ),
+        (
+            ("--autol2-start-refractory/--no-autol2-start-refractory",),
+            dict(help="AutoL2: start inside a refractory period of refractory/λ₀ steps."),
+        ),
+        (
+            ("--autol2-initial-best-loss",),
+            dict(
+                type=float,
+                help="AutoL2: the best loss before any measurement (default: the preset's, "
+                "+∞ or 1 for paper).",
+            ),
         ),
         (
             ("--autol2-decay",),
@@ -330,7 +364,12 @@ def train_config(o: dict[str, Any]) -> TrainConfig:
         raise L2DynError("--autol2: give the budget with --epochs (λ changes during the run)")
     if o["epochs"] is None and budget_c is None and o["max_epochs"] is None:
         budget_c = CLI_BUDGET_C
-    lam = o["lam"] if o["lam"] is not None else (CLI_AUTOL2_LAM if o["autol2"] else CLI_LAM)
+    if o["autol2"] and o["lam"] is not None and not o["lam"] > 0:
+        raise L2DynError(
+            f"--lam (AutoL2's λ₀) must be > 0 (got {o['lam']:g}); leave it out for the start "
+            "of --autol2-preset"
+        )
+    lam = o["lam"] if o["lam"] is not None else (0.0 if o["autol2"] else CLI_LAM)
     options = _model_options(
         depth=o["depth"],
         width=o["width"],
@@ -403,6 +442,10 @@ _PREDICT_DROP = (
     "--autol2-decay",
     "--autol2-refractory",
     "--autol2-period",
+    "--autol2-preset",
+    "--autol2-count-ties/--no-autol2-count-ties",
+    "--autol2-start-refractory/--no-autol2-start-refractory",
+    "--autol2-initial-best-loss",
 )
 PREDICT_RUN_OPTIONS = _pick(
     RUN_OPTIONS,

@@ -24,13 +24,17 @@ LR_SCHEDULES = ("constant", "step")
 L2_MASKS = ("all", "weights")
 
 MEASURE_KINDS = ("log", "every", "peak")
+# AutoL2's presets: where λ starts when ``lam`` is not given (0), and the controller's rules.
+# "default": the scale-aware start (:mod:`l2dynamics.autol2.start`) with SPEC §3's rules;
+# "paper": the SM's Algorithm 1 as listed, λ₀ = PAPER_LAM0 and the best loss starting at 1.
+AUTOL2_PRESETS = ("default", "paper")
+PAPER_LAM0 = 0.1
 
 # Defaults of the command line that differ from the fields' below on purpose (`l2dyn train`
 # reads them from here). The field's ``lam = 0.0`` (no L2) is the neutral value for library
 # code; a command run without --lam trains with L2, at a large λ whose run peaks early
-# (t* ≈ c/(η·λ)), or with --autol2 from AutoL2's starting λ₀, the paper's 0.1 (SPEC §3).
+# (t* ≈ c/(η·λ)); with --autol2 and no --lam, AutoL2 starts where its preset says.
 CLI_LAM = 0.01
-CLI_AUTOL2_LAM = 0.1
 # The field's ``budget_c = None`` means "no c-rule"; a command given no budget at all trains for
 # Figure 2's budget of c/(η·λ) epochs with c = 2 instead of refusing to start.
 CLI_BUDGET_C = 2.0
@@ -85,9 +89,15 @@ class TrainConfig:
     far, with test accuracy at least ``peak_drop`` (a fraction, 0.01 = 1 point) below that best
     (see :func:`l2dynamics.train.stopping.passed_peak`).
 
-    ``autol2=True`` schedules λ with AutoL2 (SPEC §3): ``lam`` is then the starting λ₀ (the
-    paper's 0.1), divided by ``autol2_decay`` at each decay, with a refractory period of
-    ``autol2_refractory/λ`` steps, measuring every ``autol2_period`` steps.
+    ``autol2=True`` schedules λ with AutoL2 (SPEC §3): λ starts at λ₀, is divided by
+    ``autol2_decay`` at each decay, with a refractory period of ``autol2_refractory/λ`` steps,
+    measuring every ``autol2_period`` steps. λ₀ is ``lam`` when given (> 0); with ``lam = 0``
+    it is the start of ``autol2_preset``: ``"default"``, the scale-aware start
+    ``0.03·(1−μ)/(η·3·period)`` (:func:`l2dynamics.autol2.start.step_scale_lam0`), or
+    ``"paper"``, 0.1 with the best loss starting at 1 (the SM's listing). The controller's
+    other rules: ``autol2_count_ties`` (a value equal to the best counts as a rise, as in the
+    authors' code), ``autol2_start_refractory`` (start inside a refractory period ``r/λ₀``),
+    ``autol2_initial_best_loss`` (+∞ by SPEC §3; the ``"paper"`` preset sets 1).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -113,6 +123,10 @@ class TrainConfig:
     autol2_decay: float = 10.0
     autol2_refractory: float = 0.1
     autol2_period: int = 10
+    autol2_preset: str = "default"
+    autol2_count_ties: bool = False
+    autol2_start_refractory: bool = False
+    autol2_initial_best_loss: float | None = None
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> None:
@@ -230,6 +244,7 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "lr_schedule": LR_SCHEDULES,
         "l2_mask": L2_MASKS,
         "measure": MEASURE_KINDS,
+        "autol2_preset": AUTOL2_PRESETS,
     }
     for name, allowed in choices.items():
         value = getattr(cfg, name)
@@ -251,10 +266,19 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     )
     _require(0 < cfg.peak_drop < 1, f"peak_drop must be in (0, 1) (got {cfg.peak_drop})")
     if cfg.autol2:
-        _require(cfg.lam > 0, f"lam (AutoL2's starting λ) must be > 0 (got {cfg.lam})")
+        _require(
+            cfg.budget_c is None,
+            "autol2: give the budget in epochs (budget_epochs), not budget_c: c/(eta*lam) has "
+            "no fixed value when AutoL2 changes lam",
+        )
         _require(cfg.autol2_decay > 1, f"autol2_decay must be > 1 (got {cfg.autol2_decay})")
         _positive("autol2_refractory", cfg.autol2_refractory)
         _require(cfg.autol2_period >= 1, f"autol2_period must be >= 1 (got {cfg.autol2_period})")
+        best = cfg.autol2_initial_best_loss
+        _require(
+            best is None or (not math.isnan(best) and best > 0),
+            f"autol2_initial_best_loss must be > 0 (got {best})",
+        )
     budget_epochs(cfg)
     return cfg
 

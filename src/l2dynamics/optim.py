@@ -60,8 +60,9 @@ def sgd_l2(
 
     Args:
         learning_rate: η, per step.
-        l2: λ, the coefficient of ``(λ/2)‖θ‖²``; the authors' code used ``λ·‖θ‖²``, i.e. half
-            our λ.
+        l2: λ, the coefficient of ``(λ/2)‖θ‖²``. The authors' code used ``λ·‖θ‖²`` with a
+            data loss CE/k, twice the SM's CE/(2k): the factors cancel (SPEC §1), so their
+            λ is ours and their learning rate is half of ours.
         momentum: μ of the heavy-ball buffer (0 = plain SGD).
         mask: optional callable params → bool pytree selecting the parameters that L2 acts on
             (default: all of them, as in the paper).

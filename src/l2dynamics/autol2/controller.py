@@ -23,8 +23,9 @@ Where the authors' code (google/autol2, 2020) differs, this follows SPEC §3:
   ``count_ties`` is set;
 - it starts inside a refractory period (``min_step = ⌊r/λ₀⌋``); here ``min_step = 0`` unless
   ``start_refractory`` is set;
-- its λ multiplies ``‖θ‖²`` without the ½, so its λ and its refractory constant ``delay``
-  (``delay/λ`` steps) are half of ours: its ``L2=λ, delay=d`` is our ``lam0=2λ, refractory=2d``.
+- its λ multiplies ``‖θ‖²`` without the ½, and its data loss is CE/k, twice the SM's CE/(2k):
+  the two factors of 2 cancel in the ratio of the L2 to the data gradient (SPEC §1), so its
+  ``L2=λ, delay=d`` at learning rate η is our ``lam0=λ, refractory=d`` at ``2η``.
 Like the authors' code (and SPEC's "otherwise"), the bests *are* updated when a rise is
 blocked by the refractory period, and are not updated at a decay.
 

@@ -26,7 +26,9 @@ start :func:`budget_lam0` is ``m·λ_pred`` with ``λ_pred = c/(η·T)`` from ``
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
+from l2dynamics.config import AUTOL2_PRESETS, PAPER_LAM0
 from l2dynamics.errors import ConfigError
 
 SHRINK = 0.03  # δ: the most L2 alone may shrink the weights before AutoL2 can first react
@@ -74,3 +76,21 @@ def budget_lam0(lam_pred: float, margin: float = BUDGET_MARGIN) -> float:
     if not margin >= 1:
         raise ConfigError(f"the margin above the predicted λ must be >= 1 (got {margin})")
     return margin * lam_pred
+
+
+class Start(NamedTuple):
+    """Where a preset starts AutoL2 when λ₀ is not given: λ₀ and the initial best loss."""
+
+    lam0: float
+    initial_best_loss: float
+
+
+def preset_start(preset: str, eta: float, momentum: float = 0.0, period: int = 10) -> Start:
+    """The start of an AutoL2 preset (:data:`l2dynamics.config.AUTOL2_PRESETS`):
+    ``"default"``, the scale-aware :func:`step_scale_lam0` with the best loss at +∞ (SPEC §3);
+    ``"paper"``, the SM's Algorithm 1 as listed, λ₀ = 0.1 and the best loss at 1."""
+    if preset == "default":
+        return Start(step_scale_lam0(eta, momentum, period), math.inf)
+    if preset == "paper":
+        return Start(PAPER_LAM0, 1.0)
+    raise ConfigError(f"unknown autol2_preset {preset!r} (choose from {', '.join(AUTOL2_PRESETS)})")

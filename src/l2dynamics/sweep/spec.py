@@ -59,10 +59,25 @@ class Sweep:
     source: str = ""
 
 
+# Fields added to TrainConfig after l2dynamics 0.1.0: a run's configuration (and so its hash)
+# holds them only when they differ from their defaults, so that runs stored before they existed
+# keep their hashes and a sweep resumes into an older store.
+LATER_FIELDS = (
+    "autol2_preset",
+    "autol2_count_ties",
+    "autol2_start_refractory",
+    "autol2_initial_best_loss",
+)
+
+
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """A run's configuration as plain JSON-able data."""
+    """A run's configuration as plain JSON-able data (:data:`LATER_FIELDS` only when set)."""
     out = dataclasses.asdict(cfg)
     out["model"]["options"] = dict(cfg.model.options)
+    defaults = TrainConfig()
+    for name in LATER_FIELDS:
+        if out[name] == getattr(defaults, name):
+            del out[name]
     return out
 
 

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 import l2dynamics.autol2.controller as controller
 from l2dynamics.autol2.options import AutoL2Options
+from l2dynamics.autol2.start import preset_start
 from l2dynamics.config import TrainConfig, validate
 from l2dynamics.data import Dataset, load_dataset
 from l2dynamics.losses import loss_fn, one_hot
@@ -198,25 +199,34 @@ def step_loops(spec: S.StepSpec, stepwise: bool) -> tuple[Callable, Callable]:
 
 
 def controller_options(cfg: TrainConfig, lam0: float | None = None) -> AutoL2Options | None:
-    """The AutoL2 schedule of ``cfg`` (None for a fixed λ); λ₀ = ``lam0`` or ``cfg.lam``.
+    """The AutoL2 schedule of ``cfg`` (None for a fixed λ). λ₀ = ``lam0`` if given, else
+    ``cfg.lam`` if > 0, else the start of ``cfg.autol2_preset``
+    (:func:`l2dynamics.autol2.start.preset_start`); likewise the initial best loss.
 
-    The compiled step only uses the constants (decay, refractory, period); λ₀ enters through
+    The compiled step only uses the constants (decay, period, count_ties); λ₀ enters through
     each run's initial controller state, so runs with different λ₀ share one program.
     """
     if not cfg.autol2:
         return None
+    start = preset_start(cfg.autol2_preset, cfg.eta, cfg.momentum, cfg.autol2_period)
+    if lam0 is None:
+        lam0 = cfg.lam if cfg.lam > 0 else start.lam0
+    best = cfg.autol2_initial_best_loss
     return AutoL2Options(
-        lam0=cfg.lam if lam0 is None else lam0,
+        lam0=lam0,
         decay=cfg.autol2_decay,
         refractory=cfg.autol2_refractory,
         period=cfg.autol2_period,
+        initial_best_loss=start.initial_best_loss if best is None else best,
+        count_ties=cfg.autol2_count_ties,
+        start_refractory=cfg.autol2_start_refractory,
     )
 
 
 def init_state(cfg: TrainConfig, program: Program) -> S.TrainState:
     """Initial parameters and optimizer state from ``cfg.seed`` (named streams: init, order);
     the parameters depend on the seed only, so runs with one seed share their initialization.
-    The AutoL2 controller starts at λ₀ = ``cfg.lam`` (built on the host, as
+    The AutoL2 controller starts at λ₀ of :func:`controller_options` (built on the host, as
     :func:`l2dynamics.autol2.controller.init` defines it)."""
     if cfg.momentum != 0 and not program.heavy_ball:
         raise ValueError(
