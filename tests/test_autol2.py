@@ -282,7 +282,7 @@ def test_chain_with_sgd_equals_hand_written_sgd_with_lam_theta():
 
 
 def test_transform_needs_value_and_error_on_every_call():
-    tx = autol2()
+    tx = autol2(lam0=0.1)
     params = {"w": jnp.ones(2, jnp.float32)}
     state = tx.init(params)
     with pytest.raises(ValueError, match="value"):
@@ -305,7 +305,7 @@ def test_find_autol2_state_wants_exactly_one():
     with pytest.raises(ValueError, match="found 0"):
         find_autol2_state(optax.sgd(0.1).init(params))
     with pytest.raises(ValueError, match="found 2"):
-        find_autol2_state(optax.chain(autol2(), autol2()).init(params))
+        find_autol2_state(optax.chain(autol2(lam0=0.1), autol2(lam0=0.1)).init(params))
 
 
 # --- jit and vmap of the controller
@@ -339,3 +339,14 @@ def test_one_vmapped_update_serves_states_with_their_own_lam0_and_r():
             assert got == state._asdict()
     assert len(set(np.asarray(batched.lam)[:, -1].tolist())) == len(opts)  # all differ
     assert int(np.asarray(batched.decays).max()) >= 2
+
+
+def test_the_default_start_is_the_scale_aware_one_for_the_sgd_it_feeds():
+    from l2dynamics.autol2 import step_scale_lam0
+    from l2dynamics.errors import ConfigError
+
+    tx = autol2(learning_rate=0.5, momentum=0.9, period=5)
+    lam = tx.init(jnp.ones(2, jnp.float32)).controller.lam
+    assert float(lam) == pytest.approx(step_scale_lam0(0.5, 0.9, 5), rel=1e-7)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        autol2()

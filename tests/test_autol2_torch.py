@@ -10,6 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from l2dynamics.autol2.start import step_scale_lam0  # noqa: E402
+from l2dynamics.errors import ConfigError  # noqa: E402
 from l2dynamics.torch import AutoL2, replay  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -28,7 +30,7 @@ def _two_group_sgd():
 def test_weight_decay_of_every_group_follows_the_replayed_lams():
     losses, errors = _trace(120)
     opt = _two_group_sgd()
-    sched = AutoL2(opt, k=4, refractory=0.2)
+    sched = AutoL2(opt, k=4, lam0=0.1, refractory=0.2)
     lam0 = float(np.float32(0.1))
     assert [g["weight_decay"] for g in opt.param_groups] == [sched.lam] * 2 == [lam0] * 2
     expected = replay(list(range(0, 120, 4)), losses[::4], errors[::4], sched.options)
@@ -77,25 +79,25 @@ def test_torch_sgd_with_autol2_equals_the_optax_chain():
 
 def test_state_dict_resumes_exactly():
     losses, errors = _trace(90, seed=1)
-    full = AutoL2(_two_group_sgd(), k=3)
+    full = AutoL2(_two_group_sgd(), k=3, lam0=0.1)
     for step in range(90):
         full.step(losses[step], errors[step])
-    first = AutoL2(_two_group_sgd(), k=3)
+    first = AutoL2(_two_group_sgd(), k=3, lam0=0.1)
     for step in range(41):
         first.step(losses[step], errors[step])
     opt = _two_group_sgd()
-    resumed = AutoL2(opt, k=3)
+    resumed = AutoL2(opt, k=3, lam0=0.1)
     resumed.load_state_dict(first.state_dict())
     assert {g["weight_decay"] for g in opt.param_groups} == {first.lam} != {float(np.float32(0.1))}
     for step in range(41, 90):
         resumed.step(losses[step], errors[step])
     assert resumed.state_dict() == full.state_dict()
     with pytest.raises(ValueError, match="decay"):
-        AutoL2(_two_group_sgd(), k=3, decay=2.0).load_state_dict(first.state_dict())
+        AutoL2(_two_group_sgd(), k=3, lam0=0.1, decay=2.0).load_state_dict(first.state_dict())
 
 
 def test_tensor_losses_are_accepted():
-    sched = AutoL2(_two_group_sgd(), k=1)
+    sched = AutoL2(_two_group_sgd(), k=1, lam0=0.1)
     for loss in [1.0, 2.0, 3.0]:
         sched.step(torch.tensor(loss, requires_grad=True) * 1.0, torch.tensor(0.5))
     assert sched.lam < float(np.float32(0.1))
@@ -103,7 +105,22 @@ def test_tensor_losses_are_accepted():
 
 def test_decoupled_weight_decay_draws_a_warning():
     with pytest.warns(UserWarning, match="decoupled"):
-        AutoL2(torch.optim.AdamW([torch.nn.Parameter(torch.ones(2))]))
+        AutoL2(torch.optim.AdamW([torch.nn.Parameter(torch.ones(2))]), lam0=0.1)
+
+
+def test_the_default_start_is_the_scale_aware_one_of_the_fastest_group():
+    """Groups at lr 0.1 and 0.05, momentum 0.9: λ₀ is the optax transform's and the training
+    loop's for η = 0.1, μ = 0.9; an optimizer without SGD's momentum needs lam0."""
+    pytest.importorskip("jax")
+    from l2dynamics.autol2 import autol2
+
+    sched = AutoL2(_two_group_sgd(), k=4)
+    assert sched.options.lam0 == step_scale_lam0(0.1, 0.9, 4)
+    assert autol2(learning_rate=0.1, momentum=0.9, period=4).init(np.ones(1)).controller.lam == (
+        pytest.approx(sched.lam, rel=1e-7)
+    )
+    with pytest.raises(ConfigError, match="lam0"):
+        AutoL2(torch.optim.Adam([torch.nn.Parameter(torch.ones(2))]))
 
 
 def test_the_adapter_imports_no_jax():

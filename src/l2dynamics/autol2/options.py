@@ -2,7 +2,9 @@
 
 Defaults are the paper's (SPEC §3): λ₀ = 0.1, decay ×1/10, refractory constant 0.1 (a
 refractory period of ``0.1/λ`` steps after each decay), a measurement every 10 steps, best
-loss starting at +∞ and best error at 1.
+loss starting at +∞ and best error at 1. The tools built on these options (the training loop,
+the optax transform, the PyTorch adapter) start λ instead at the scale-aware λ₀ of
+:mod:`l2dynamics.autol2.start` unless λ₀ is given.
 """
 
 from __future__ import annotations

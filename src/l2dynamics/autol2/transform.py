@@ -18,6 +18,8 @@ import optax
 
 from l2dynamics.autol2.controller import AutoL2State, init, update
 from l2dynamics.autol2.options import AutoL2Options, resolve_options
+from l2dynamics.autol2.start import step_scale_lam0
+from l2dynamics.errors import ConfigError
 
 
 class AutoL2TransformState(NamedTuple):
@@ -57,6 +59,8 @@ def _add_l2(updates: Any, params: Any, lam: jax.Array, mask: Any) -> Any:
 def autol2(
     options: AutoL2Options | None = None,
     *,
+    learning_rate: float | None = None,
+    momentum: float = 0.0,
     mask: Any = None,
     **overrides: Any,
 ) -> optax.GradientTransformationExtraArgs:
@@ -77,6 +81,10 @@ def autol2(
     Args:
         options: the schedule (default :class:`AutoL2Options`), with ``overrides`` applied
             (``lam0``, ``decay``, ``refractory``, ``period`` in steps, ...).
+        learning_rate, momentum: the η and heavy-ball μ of the SGD that follows in the chain.
+            Without ``options`` and without ``lam0``, λ₀ is the scale-aware start
+            :func:`l2dynamics.autol2.start.step_scale_lam0` for them (``learning_rate`` is then
+            required).
         mask: optional pytree of Python bools shaped like the params, or a callable
             ``params -> such a pytree``, selecting the parameters L2 acts on (default: all of
             them, as in the paper).
@@ -84,7 +92,14 @@ def autol2(
     Returns:
         A transformation composable with :func:`optax.chain`; read λ with :func:`autol2_lam`.
     """
-    opts = resolve_options(options, **overrides)
+    opts = resolve_options(options, **overrides)  # names and values checked first
+    if options is None and "lam0" not in overrides:
+        if learning_rate is None:
+            raise ConfigError(
+                "autol2: give learning_rate= (and momentum=) of the SGD it feeds for the "
+                "scale-aware start, or lam0="
+            )
+        opts = resolve_options(opts, lam0=step_scale_lam0(learning_rate, momentum, opts.period))
 
     def init_fn(params: Any) -> AutoL2TransformState:
         del params

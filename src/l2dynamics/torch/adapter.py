@@ -8,6 +8,8 @@ from typing import Any
 
 from l2dynamics.autol2 import pure
 from l2dynamics.autol2.options import AutoL2Options, resolve_options
+from l2dynamics.autol2.start import step_scale_lam0
+from l2dynamics.errors import ConfigError
 
 
 class AutoL2:
@@ -39,7 +41,10 @@ class AutoL2:
     Args:
         optimizer: a ``torch.optim.Optimizer`` (anything with ``param_groups``).
         k: steps between measurements (the period).
-        lam0: starting λ; decay: λ's divisor at a decay; refractory: ``r``, no decay within
+        lam0: starting λ; default: the scale-aware start of
+            :func:`l2dynamics.autol2.start.step_scale_lam0` for the optimizer's own step, from
+            the param group whose ``lr/(1−momentum)`` is largest (SGD; other optimizers need
+            ``lam0``). decay: λ's divisor at a decay; refractory: ``r``, no decay within
             ``r/λ`` steps of the last one.
         **options: further :class:`~l2dynamics.autol2.AutoL2Options` fields
             (``initial_best_loss``, ``count_ties``, ...).
@@ -49,11 +54,13 @@ class AutoL2:
         self,
         optimizer: Any,
         k: int = 10,
-        lam0: float = 0.1,
+        lam0: float | None = None,
         decay: float = 10.0,
         refractory: float = 0.1,
         **options: Any,
     ) -> None:
+        if lam0 is None:
+            lam0 = optimizer_start(optimizer, k)
         self.options: AutoL2Options = resolve_options(
             period=k, lam0=lam0, decay=decay, refractory=refractory, **options
         )
@@ -134,3 +141,21 @@ def _warn_if_decoupled(optimizer: Any) -> None:
             "L2 gradient λ·θ that AutoL2's λ is defined for",
             stacklevel=3,
         )
+
+
+def optimizer_start(optimizer: Any, k: int) -> float:
+    """AutoL2's scale-aware λ₀ for a torch SGD optimizer measured every ``k`` steps: the start
+    of :func:`~l2dynamics.autol2.start.step_scale_lam0` for the param group whose effective
+    step ``lr/(1−momentum)`` is largest (L2 shrinks that group fastest).
+
+    Raises:
+        ConfigError: an optimizer without SGD's ``momentum`` (give ``lam0`` for it).
+    """
+    groups = optimizer.param_groups
+    if not all("momentum" in g for g in groups):
+        raise ConfigError(
+            f"AutoL2: lam0 is required for {type(optimizer).__name__} (the scale-aware start is "
+            "defined for SGD's lr and momentum)"
+        )
+    lr, mu = max(((g["lr"], g["momentum"]) for g in groups), key=lambda g: g[0] / (1 - g[1]))
+    return step_scale_lam0(lr, mu, k)
