@@ -30,8 +30,10 @@ import numpy as np
 import pandas as pd
 
 from l2dynamics.analysis.autol2_vs_fixed import epochs_to_reach
+from l2dynamics.config import TrainConfig
 from l2dynamics.files import write_text
 from l2dynamics.sweep import Sweep, load_measurements, load_runs, parse_sweep, run_hash, run_sweep
+from l2dynamics.train.run import load_data
 
 HERE = Path(__file__).resolve().parent
 SETTINGS = HERE / "autol2_validation.toml"
@@ -74,7 +76,7 @@ def summarize(name: str, sweeps: list[tuple[str, Sweep]], runs: pd.DataFrame, cu
     best_lam = float(per_lam.idxmax())
     best = fixed[fixed["lam"] == best_lam].set_index("seed")
     target = float(best["best_test_acc"].mean())
-    n_test = int(sweeps[0][1].runs[0].data.n_test or 0)
+    n_test = test_size(sweeps[0][1].runs[0])
     se = math.sqrt(target * (1 - target) / n_test) if n_test else 0.0
     reach = epochs_to_reach(curves[curves["hash"].isin(label)], target - REACH)
     rows = []
@@ -101,6 +103,11 @@ def summarize(name: str, sweeps: list[tuple[str, Sweep]], runs: pd.DataFrame, cu
             }
         )
     return rows
+
+
+def test_size(cfg: TrainConfig) -> int:
+    """Images in the test set of ``cfg``'s data (its ``n_test``, else the whole test split)."""
+    return cfg.data.n_test or len(load_data(cfg).y_test)
 
 
 def store_path(folder: Path, name: str, variant: str) -> Path:
