@@ -142,3 +142,24 @@ def peaked(run_hash, eta, lam, c=0.05, top=0.9, epochs=None, fit_epoch=1.0, **ex
 
 def experiment(kind, **settings):
     return Experiment("synthetic", "Synthetic", kind, settings, ())
+
+
+# -- the tiny experiment files of the end-to-end tests ------------------------------------------
+
+
+def tiny_sweep_tables(width: int = 32) -> str:
+    """The ``[sweep.data]``, ``[sweep.model]`` and ``[sweep.train]`` tables shared by the tests'
+    tiny experiment files: a one-hidden-layer FC of ``width`` on 64 digits, 100 test images."""
+    return f"""
+[sweep.data]
+name = "digits"
+n_train = 64
+n_test = 100
+
+[sweep.model]
+name = "fc"
+options = {{ depth = 1, width = {width} }}
+
+[sweep.train]
+measure_resolution = 0.2
+"""

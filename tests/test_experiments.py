@@ -8,8 +8,10 @@ from l2dynamics.errors import ConfigError
 from l2dynamics.experiments import FIGURES, ReproduceRequest
 from l2dynamics.experiments.spec import experiment_names, load_experiment, merge
 from l2dynamics.experiments.sweep_figure import run_experiment
+from sweep_frames import tiny_sweep_tables
 
-TINY = """
+TINY = (
+    """
 [experiment]
 figure = "tiny"
 title = "Tiny scaling check"
@@ -17,18 +19,9 @@ kind = "scaling"
 predict_budget_epochs = 100
 predict_eta = 1.0
 
-[sweep.data]
-name = "digits"
-n_train = 64
-n_test = 100
-
-[sweep.model]
-name = "fc"
-options = { depth = 1, width = 64 }
-
-[sweep.train]
-measure_resolution = 0.2
-
+"""
+    + tiny_sweep_tables(64)
+    + """
 [sweep.grid]
 eta = [1.0, 2.0, 4.0, 8.0]
 lam = [0.002, 0.005]
@@ -39,6 +32,7 @@ c = 2.0
 [cpu.model]
 options = { width = 32 }
 """
+)
 
 
 def test_merge_is_deep_and_does_not_mutate():

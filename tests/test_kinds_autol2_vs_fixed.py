@@ -3,25 +3,18 @@
 from l2dynamics.experiments import ReproduceRequest
 from l2dynamics.experiments.spec import load_experiment
 from l2dynamics.experiments.sweep_figure import run_experiment
+from sweep_frames import tiny_sweep_tables
 
-TINY_AUTOL2 = """
+TINY_AUTOL2 = (
+    """
 [experiment]
 figure = "tinyauto"
 title = "Tiny AutoL2 comparison"
 kind = "autol2"
 
-[sweep.data]
-name = "digits"
-n_train = 64
-n_test = 100
-
-[sweep.model]
-name = "fc"
-options = { depth = 1, width = 32 }
-
-[sweep.train]
-measure_resolution = 0.2
-
+"""
+    + tiny_sweep_tables(32)
+    + """
 [sweep.grid]
 eta = [1.0]
 lam = [0.1]
@@ -37,6 +30,7 @@ train = { autol2 = true, autol2_period = 2 }
 label = "fc/fixed"
 grid = { lam = [0.001, 0.01] }
 """
+)
 
 
 def test_autol2_comparison_end_to_end(tmp_path):

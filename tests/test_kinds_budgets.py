@@ -11,7 +11,7 @@ from l2dynamics.experiments import ReproduceRequest
 from l2dynamics.experiments.kinds import analyse
 from l2dynamics.experiments.spec import load_experiment
 from l2dynamics.experiments.sweep_figure import run_experiment
-from sweep_frames import experiment, peaked, run_rows
+from sweep_frames import experiment, peaked, run_rows, tiny_sweep_tables
 
 
 def test_fixed_budget_kind_truncated(tmp_path):
@@ -56,25 +56,17 @@ def test_fixed_budget_kind_per_variant(tmp_path):
     assert s["variants"]["T = 0.1/λ"]["spearman_acc_vs_lam"] == pytest.approx(-1.0)
 
 
-TINY = """
+TINY = (
+    """
 [experiment]
 figure = "tiny1b"
 title = "Tiny fixed-budget check"
 kind = "fixed_budget"
 budgets = [2, 10, 50]
 
-[sweep.data]
-name = "digits"
-n_train = 64
-n_test = 100
-
-[sweep.model]
-name = "fc"
-options = { depth = 1, width = 32 }
-
-[sweep.train]
-measure_resolution = 0.2
-
+"""
+    + tiny_sweep_tables(32)
+    + """
 [sweep.grid]
 eta = [2.0]
 lam = [0.003, 0.03]
@@ -82,6 +74,7 @@ lam = [0.003, 0.03]
 [sweep.budget]
 epochs = 50
 """
+)
 
 
 def test_tiny_fixed_budget_end_to_end(tmp_path):
