@@ -293,7 +293,7 @@ def train_with_book(
             if book.trained(*jax.device_get((state.step, state.diverged_step))):
                 return state
         metrics = jax.device_get(program.measure(program.data, state.params, eval_batch))
-        row = book.record(metrics, lam_in_force(book.cfg, state.controller.lam))
+        row = book.record(metrics, lam_in_force(book.cfg, state.controller))
         if progress is not None:
             progress(measured_update(book, row))
         if book.ended:
@@ -312,7 +312,10 @@ def run_hyper(book: RunBook) -> S.Hyper:
     return S.Hyper(jnp.float32(cfg.eta), jnp.float32(cfg.lam), jnp.int32(book.total))
 
 
-def lam_in_force(cfg: TrainConfig, controller_lam: Any) -> float:
-    """λ applied now: the AutoL2 controller's (``controller_lam``, a scalar) when ``cfg``
-    schedules λ, else the configured fixed λ (the device step makes the same choice)."""
-    return float(controller_lam) if cfg.autol2 else cfg.lam
+def lam_in_force(cfg: TrainConfig, controller: Any, lane: int | None = None) -> float:
+    """λ applied now: the AutoL2 controller's (``controller.lam``; in a pool, of ``lane``) when
+    ``cfg`` schedules λ, else the configured fixed λ (the device step makes the same choice).
+    A fixed-λ run reads nothing from the device."""
+    if not cfg.autol2:
+        return cfg.lam
+    return float(controller.lam if lane is None else controller.lam[lane])

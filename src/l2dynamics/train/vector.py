@@ -156,9 +156,7 @@ class Pool:
             self.program.data, self.states.params, jnp.int32(lane), self.eval_batch
         )
         book = self.books[i]
-        book.record(
-            jax.device_get(metrics), lam_in_force(book.cfg, self.states.controller.lam[lane])
-        )
+        book.record(jax.device_get(metrics), lam_in_force(book.cfg, self.states.controller, lane))
         return book.ended
 
     def measure_due(self) -> None:
