@@ -348,5 +348,8 @@ def test_the_default_start_is_the_scale_aware_one_for_the_sgd_it_feeds():
     tx = autol2(learning_rate=0.5, momentum=0.9, period=5)
     lam = tx.init(jnp.ones(2, jnp.float32)).controller.lam
     assert float(lam) == pytest.approx(step_scale_lam0(0.5, 0.9, 5), rel=1e-7)
+    short = autol2(learning_rate=0.5, momentum=0.9, period=5, budget_steps=100)
+    lam = short.init(jnp.ones(2, jnp.float32)).controller.lam
+    assert float(lam) == pytest.approx(step_scale_lam0(0.5, 0.9, 5, budget_steps=100), rel=1e-7)
     with pytest.raises(ConfigError, match="learning_rate"):
         autol2()

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from l2dynamics.autol2.start import SHRINK, budget_lam0, step_scale_lam0
+from l2dynamics.autol2.start import REACTION_PERIODS, SHRINK, budget_lam0, step_scale_lam0
 from l2dynamics.errors import ConfigError
 
 
@@ -34,12 +34,33 @@ def test_l2_alone_shrinks_the_weights_by_at_most_delta_before_the_first_possible
         assert shrink == pytest.approx(1 - math.exp(-SHRINK), rel=0.02)
 
 
+def test_a_budget_shorter_than_the_reaction_bound_starts_where_l2s_time_scale_is_the_budget():
+    """η_eff·λ₀·T = 1 for T < 3k/δ steps (1000 at k = 10); longer budgets keep the bound."""
+    bound = REACTION_PERIODS * 10 / SHRINK
+    assert bound == pytest.approx(1000)
+    for eta, momentum, budget in [(0.05, 0.9, 480), (0.02, 0.0, 480), (1.0, 0.0, 999)]:
+        lam0 = step_scale_lam0(eta, momentum, budget_steps=budget)
+        assert eta / (1 - momentum) * lam0 * budget == pytest.approx(1.0)
+        assert lam0 > step_scale_lam0(eta, momentum)
+    for budget in (1000, 5000):
+        assert step_scale_lam0(0.3, 0.5, budget_steps=budget) == step_scale_lam0(0.3, 0.5)
+
+
 @pytest.mark.parametrize(
-    "args", [(0.0,), (-1.0,), (math.inf,), (1.0, 1.0), (1.0, -0.1), (1.0, 0.0, 0)]
+    "args, kwargs",
+    [
+        ((0.0,), {}),
+        ((-1.0,), {}),
+        ((math.inf,), {}),
+        ((1.0, 1.0), {}),
+        ((1.0, -0.1), {}),
+        ((1.0, 0.0, 0), {}),
+        ((1.0,), {"budget_steps": 0}),
+    ],
 )
-def test_bad_input_names_the_option(args):
+def test_bad_input_names_the_option(args, kwargs):
     with pytest.raises(ConfigError):
-        step_scale_lam0(*args)
+        step_scale_lam0(*args, **kwargs)
 
 
 def test_the_budget_aware_start_is_a_margin_above_the_prediction():

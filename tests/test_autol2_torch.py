@@ -119,6 +119,8 @@ def test_the_default_start_is_the_scale_aware_one_of_the_fastest_group():
     assert autol2(learning_rate=0.1, momentum=0.9, period=4).init(np.ones(1)).controller.lam == (
         pytest.approx(sched.lam, rel=1e-7)
     )
+    short = AutoL2(_two_group_sgd(), k=4, budget_steps=50)
+    assert short.options.lam0 == step_scale_lam0(0.1, 0.9, 4, budget_steps=50)
     with pytest.raises(ConfigError, match="lam0"):
         AutoL2(torch.optim.Adam([torch.nn.Parameter(torch.ones(2))]))
 

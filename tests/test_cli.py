@@ -73,7 +73,8 @@ def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):
     header, *rows = out.read_text().splitlines()
     lam = np.array([float(r.split(",")[header.split(",").index("lam_now")]) for r in rows])
     eta = float(TINY[TINY.index("--eta") + 1])
-    assert lam[0] == pytest.approx(step_scale_lam0(eta, 0.0, 2), rel=1e-6)
+    steps = 4 * 64 // 16  # --epochs 4 of --n-train 64 at --batch-size 16
+    assert lam[0] == pytest.approx(step_scale_lam0(eta, 0.0, 2, budget_steps=steps), rel=1e-6)
     assert np.all(np.diff(lam) <= 0)
 
 

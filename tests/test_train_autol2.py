@@ -90,14 +90,18 @@ def test_bad_autol2_options_are_named(field, value):
 @pytest.mark.parametrize(
     "over, lam0",
     [
-        ({"lam": 0.0}, step_scale_lam0(0.5, 0.0, K)),  # the scale-aware default start
-        ({"lam": 0.0, "momentum": 0.9}, step_scale_lam0(0.5, 0.9, K)),
+        # the scale-aware default start: the reaction bound 3·K/0.03 = 500 steps, or the budget
+        ({"lam": 0.0, "budget_epochs": 600}, step_scale_lam0(0.5, 0.0, K)),
+        ({"lam": 0.0, "momentum": 0.9, "budget_epochs": 600}, step_scale_lam0(0.5, 0.9, K)),
+        ({"lam": 0.0}, 1 / (0.5 * 300)),
+        ({"lam": 0.0, "budget_epochs": 2}, 1 / (0.5 * 2)),
         ({"lam": 0.0, "autol2_preset": "paper"}, 0.1),
         ({"lam": 0.02, "autol2_preset": "paper"}, 0.02),  # a given λ₀ overrides the preset
     ],
 )
 def test_lambda_starts_where_the_preset_or_the_given_lam_says(over, lam0):
-    cfg = dataclasses.replace(CFG, budget_epochs=2, **over)
+    """CFG trains full batch, one step per epoch."""
+    cfg = dataclasses.replace(CFG, **({"budget_epochs": 300} | over))
     curve = train(cfg).curve
     assert curve["lam_now"][0] == pytest.approx(lam0, rel=1e-6)
 

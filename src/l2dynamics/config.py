@@ -93,7 +93,8 @@ class TrainConfig:
     ``autol2_decay`` at each decay, with a refractory period of ``autol2_refractory/λ`` steps,
     measuring every ``autol2_period`` steps. λ₀ is ``lam`` when given (> 0); with ``lam = 0``
     it is the start of ``autol2_preset``: ``"default"``, the scale-aware start
-    ``0.03·(1−μ)/(η·3·period)`` (:func:`l2dynamics.autol2.start.step_scale_lam0`), or
+    ``(1−μ)/(η·min(3·period/0.03, T))`` for a budget of T steps
+    (:func:`l2dynamics.autol2.start.step_scale_lam0`), or
     ``"paper"``, 0.1 with the best loss starting at 1 (the SM's listing). The controller's
     other rules: ``autol2_count_ties`` (a value equal to the best counts as a rise, as in the
     authors' code), ``autol2_start_refractory`` (start inside a refractory period ``r/λ₀``),

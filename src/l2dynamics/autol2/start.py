@@ -8,19 +8,31 @@ steps, and ``1/(η_eff·λ)`` steps is L2's own time scale.
 
 The controller can decay λ at the earliest after two measurements that rise against the best
 before them: about ``n₀ = 3·k`` steps with a measurement every ``k`` steps. Until then λ₀ acts
-unchecked. The rule bounds what it can do in that time: the weights may shrink by at most a
-fraction ``δ`` from L2 alone before AutoL2 could first react,
+unchecked. The rule makes L2's own time scale ``1/(η_eff·λ₀)`` the shorter of two horizons:
 
-    η_eff · λ₀ · n₀ = δ,   i.e.   λ₀ = δ·(1−μ) / (η · 3k),   δ = 0.03,
+    λ₀ = 1 / (η_eff · min(n₀/δ, T)),   n₀ = 3·k,   δ = 0.03,   T = the budget in steps.
 
-which is ``η_eff·λ₀ = 10⁻³`` per step at the paper's ``k = 10``: the scale that matched the best
-fixed λ in the FC measurements behind SPEC §3, where λ₀ = 0.1 (``η_eff·λ₀`` = 0.02–0.2 there)
-shrank ‖θ‖² several-fold before the first possible decay. It uses only the optimizer's own step
-scale and the controller's period: no data, no budget.
+- **The reaction bound** ``n₀/δ`` (1000 steps at the paper's ``k = 10``): the weights may shrink
+  by at most a fraction ``δ`` from L2 alone before AutoL2 could first react
+  (``η_eff·λ₀·n₀ = δ``), i.e. ``η_eff·λ₀ = 10⁻³`` per step at ``k = 10``. It is the scale that
+  matched the best fixed λ in the FC measurements behind SPEC §3, where λ₀ = 0.1
+  (``η_eff·λ₀`` = 0.02–0.2 there) shrank ‖θ‖² several-fold before the first possible decay.
+- **The budget** ``T``, when it is shorter: AutoL2 only decreases λ, so it must start at or
+  above the best fixed λ for the budget (SPEC §2.2–2.3: the best λ is the one whose peak
+  ``t* ≈ c/(η·λ)`` falls within the budget). A λ whose time scale exceeds the whole budget
+  (``η_eff·λ·T < 1``) barely acts within it; starting there, AutoL2 could never reach a λ that
+  does. For a budget under ``n₀/δ`` steps the start is therefore the λ whose time scale is
+  the budget, ``η_eff·λ₀·T = 1``, accepting a shrinkage of more than ``δ`` before the first
+  possible decay. Without a known budget (``budget_steps=None``) only the reaction bound holds.
 
-What the rule cannot know is the budget: a start below the best fixed λ for the budget cannot
-recover, since AutoL2 only decreases λ. Where a calibration run is affordable, the budget-aware
-start :func:`budget_lam0` is ``m·λ_pred`` with ``λ_pred = c/(η·T)`` from ``predict-l2``.
+The budget floor was added openly after the first validation run of issue 17, where the
+reaction bound alone started the BatchNorm CNN's short budget below its best fixed λ and lost
+(``benchmarks/RESULTS-autol2-validation.md`` has the numbers, and the settings fixed before the
+floor was validated again). It changes the start of budgets under ``n₀/δ`` steps only. It uses
+only the optimizer's step scale, the controller's period and the budget: no data.
+
+Where a calibration run is affordable, the budget-aware start :func:`budget_lam0` is
+``m·λ_pred`` with ``λ_pred = c/(η·T)`` from ``predict-l2``.
 """
 
 from __future__ import annotations
@@ -37,14 +49,21 @@ BUDGET_MARGIN = 3.0  # m: a budget-aware start this many times above the predict
 
 
 def step_scale_lam0(
-    eta: float, momentum: float = 0.0, period: int = 10, *, shrink: float = SHRINK
+    eta: float,
+    momentum: float = 0.0,
+    period: int = 10,
+    *,
+    budget_steps: int | None = None,
+    shrink: float = SHRINK,
 ) -> float:
-    """The scale-aware default λ₀ = ``shrink·(1−μ)/(η·3·period)`` (see the module docstring).
+    """The scale-aware default λ₀ = ``(1−μ)/(η·min(3·period/shrink, budget_steps))`` (see the
+    module docstring): L2's time scale ``1/(η_eff·λ₀)`` is the reaction bound or the budget.
 
     Args:
         eta: the learning rate η per step (the base rate of a schedule).
         momentum: heavy-ball μ in [0, 1) (coupled L2: the L2 term enters the buffer).
         period: AutoL2's measurement period k, in steps.
+        budget_steps: the run's budget T in steps, if known (None: no budget floor).
         shrink: δ, the fraction by which L2 alone may shrink the weights in the
             ``3·period`` steps before the first possible decay.
 
@@ -52,7 +71,8 @@ def step_scale_lam0(
         λ₀, the coefficient of ``(λ/2)‖θ‖²``.
 
     Raises:
-        ConfigError: η ≤ 0, μ outside [0, 1), a period < 1 or δ outside (0, 1).
+        ConfigError: η ≤ 0, μ outside [0, 1), a period < 1, a budget < 1 step or δ outside
+            (0, 1).
     """
     if not (math.isfinite(eta) and eta > 0):
         raise ConfigError(f"eta must be > 0 for AutoL2's scale-aware start (got {eta})")
@@ -62,8 +82,12 @@ def step_scale_lam0(
         raise ConfigError(f"autol2_period must be >= 1 (got {period})")
     if not 0 < shrink < 1:
         raise ConfigError(f"shrink must be in (0, 1) (got {shrink})")
-    eta_eff = eta / (1.0 - momentum)
-    return shrink / (eta_eff * REACTION_PERIODS * period)
+    if budget_steps is not None and budget_steps < 1:
+        raise ConfigError(f"the budget must be >= 1 step (got {budget_steps})")
+    horizon = REACTION_PERIODS * period / shrink  # steps
+    if budget_steps is not None:
+        horizon = min(horizon, budget_steps)
+    return (1.0 - momentum) / (eta * horizon)
 
 
 def budget_lam0(lam_pred: float, margin: float = BUDGET_MARGIN) -> float:
@@ -85,12 +109,19 @@ class Start(NamedTuple):
     initial_best_loss: float
 
 
-def preset_start(preset: str, eta: float, momentum: float = 0.0, period: int = 10) -> Start:
+def preset_start(
+    preset: str,
+    eta: float,
+    momentum: float = 0.0,
+    period: int = 10,
+    budget_steps: int | None = None,
+) -> Start:
     """The start of an AutoL2 preset (:data:`l2dynamics.config.AUTOL2_PRESETS`):
-    ``"default"``, the scale-aware :func:`step_scale_lam0` with the best loss at +∞ (SPEC §3);
-    ``"paper"``, the SM's Algorithm 1 as listed, λ₀ = 0.1 and the best loss at 1."""
+    ``"default"``, the scale-aware :func:`step_scale_lam0` (for a budget of ``budget_steps``
+    steps) with the best loss at +∞ (SPEC §3); ``"paper"``, the SM's Algorithm 1 as listed,
+    λ₀ = 0.1 and the best loss at 1."""
     if preset == "default":
-        return Start(step_scale_lam0(eta, momentum, period), math.inf)
+        return Start(step_scale_lam0(eta, momentum, period, budget_steps=budget_steps), math.inf)
     if preset == "paper":
         return Start(PAPER_LAM0, 1.0)
     raise ConfigError(f"unknown autol2_preset {preset!r} (choose from {', '.join(AUTOL2_PRESETS)})")

@@ -61,6 +61,7 @@ def autol2(
     *,
     learning_rate: float | None = None,
     momentum: float = 0.0,
+    budget_steps: int | None = None,
     mask: Any = None,
     **overrides: Any,
 ) -> optax.GradientTransformationExtraArgs:
@@ -85,6 +86,8 @@ def autol2(
             Without ``options`` and without ``lam0``, λ₀ is the scale-aware start
             :func:`l2dynamics.autol2.start.step_scale_lam0` for them (``learning_rate`` is then
             required).
+        budget_steps: the training budget in steps, if known: the scale-aware start of a
+            budget shorter than its reaction bound is the λ whose time scale is the budget.
         mask: optional pytree of Python bools shaped like the params, or a callable
             ``params -> such a pytree``, selecting the parameters L2 acts on (default: all of
             them, as in the paper).
@@ -99,7 +102,8 @@ def autol2(
                 "autol2: give learning_rate= (and momentum=) of the SGD it feeds for the "
                 "scale-aware start, or lam0="
             )
-        opts = resolve_options(opts, lam0=step_scale_lam0(learning_rate, momentum, opts.period))
+        lam0 = step_scale_lam0(learning_rate, momentum, opts.period, budget_steps=budget_steps)
+        opts = resolve_options(opts, lam0=lam0)
 
     def init_fn(params: Any) -> AutoL2TransformState:
         del params

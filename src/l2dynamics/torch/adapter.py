@@ -44,7 +44,10 @@ class AutoL2:
         lam0: starting λ; default: the scale-aware start of
             :func:`l2dynamics.autol2.start.step_scale_lam0` for the optimizer's own step, from
             the param group whose ``lr/(1−momentum)`` is largest (SGD; other optimizers need
-            ``lam0``). decay: λ's divisor at a decay; refractory: ``r``, no decay within
+            ``lam0``), for a budget of ``budget_steps`` steps if given.
+        budget_steps: the training budget in steps, if known (see
+            :func:`~l2dynamics.autol2.start.step_scale_lam0`; unused when ``lam0`` is given).
+        decay: λ's divisor at a decay; refractory: ``r``, no decay within
             ``r/λ`` steps of the last one.
         **options: further :class:`~l2dynamics.autol2.AutoL2Options` fields
             (``initial_best_loss``, ``count_ties``, ...).
@@ -57,10 +60,11 @@ class AutoL2:
         lam0: float | None = None,
         decay: float = 10.0,
         refractory: float = 0.1,
+        budget_steps: int | None = None,
         **options: Any,
     ) -> None:
         if lam0 is None:
-            lam0 = optimizer_start(optimizer, k)
+            lam0 = optimizer_start(optimizer, k, budget_steps)
         self.options: AutoL2Options = resolve_options(
             period=k, lam0=lam0, decay=decay, refractory=refractory, **options
         )
@@ -143,10 +147,11 @@ def _warn_if_decoupled(optimizer: Any) -> None:
         )
 
 
-def optimizer_start(optimizer: Any, k: int) -> float:
+def optimizer_start(optimizer: Any, k: int, budget_steps: int | None = None) -> float:
     """AutoL2's scale-aware λ₀ for a torch SGD optimizer measured every ``k`` steps: the start
     of :func:`~l2dynamics.autol2.start.step_scale_lam0` for the param group whose effective
-    step ``lr/(1−momentum)`` is largest (L2 shrinks that group fastest).
+    step ``lr/(1−momentum)`` is largest (L2 shrinks that group fastest), for a budget of
+    ``budget_steps`` steps if known.
 
     Raises:
         ConfigError: an optimizer without SGD's ``momentum`` (give ``lam0`` for it).
@@ -158,4 +163,4 @@ def optimizer_start(optimizer: Any, k: int) -> float:
             "defined for SGD's lr and momentum)"
         )
     lr, mu = max(((g["lr"], g["momentum"]) for g in groups), key=lambda g: g[0] / (1 - g[1]))
-    return step_scale_lam0(lr, mu, k)
+    return step_scale_lam0(lr, mu, k, budget_steps=budget_steps)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import l2dynamics.autol2.controller as controller
 from l2dynamics.autol2.options import AutoL2Options
 from l2dynamics.autol2.start import preset_start
-from l2dynamics.config import TrainConfig, validate
+from l2dynamics.config import TrainConfig, budget_epochs, validate
 from l2dynamics.data import Dataset, load_dataset
 from l2dynamics.losses import loss_fn, one_hot
 from l2dynamics.models import build_model
@@ -198,17 +198,22 @@ def step_loops(spec: S.StepSpec, stepwise: bool) -> tuple[Callable, Callable]:
     )
 
 
-def controller_options(cfg: TrainConfig, lam0: float | None = None) -> AutoL2Options | None:
+def controller_options(
+    cfg: TrainConfig, lam0: float | None = None, budget_steps: int | None = None
+) -> AutoL2Options | None:
     """The AutoL2 schedule of ``cfg`` (None for a fixed λ). λ₀ = ``lam0`` if given, else
-    ``cfg.lam`` if > 0, else the start of ``cfg.autol2_preset``
-    (:func:`l2dynamics.autol2.start.preset_start`); likewise the initial best loss.
+    ``cfg.lam`` if > 0, else the start of ``cfg.autol2_preset`` for a budget of
+    ``budget_steps`` steps (:func:`l2dynamics.autol2.start.preset_start`); likewise the
+    initial best loss.
 
     The compiled step only uses the constants (decay, period, count_ties); λ₀ enters through
     each run's initial controller state, so runs with different λ₀ share one program.
     """
     if not cfg.autol2:
         return None
-    start = preset_start(cfg.autol2_preset, cfg.eta, cfg.momentum, cfg.autol2_period)
+    start = preset_start(
+        cfg.autol2_preset, cfg.eta, cfg.momentum, cfg.autol2_period, budget_steps=budget_steps
+    )
     if lam0 is None:
         lam0 = cfg.lam if cfg.lam > 0 else start.lam0
     best = cfg.autol2_initial_best_loss
@@ -234,7 +239,9 @@ def init_state(cfg: TrainConfig, program: Program) -> S.TrainState:
             "built for plain SGD (momentum 0)"
         )
     state = program.init(jax.random.key(cfg.seed), cfg.eta, cfg.lam, cfg.momentum)
-    return state._replace(controller=controller.init(controller_options(cfg)))
+    spec = program.spec
+    budget = total_steps(budget_epochs(cfg), spec.n_train, spec.batch_size)
+    return state._replace(controller=controller.init(controller_options(cfg, budget_steps=budget)))
 
 
 def _init_fn(model, tx, sample: jax.Array) -> Callable[..., S.TrainState]:
