@@ -4,7 +4,13 @@ import math
 
 import pytest
 
-from l2dynamics.autol2.start import REACTION_PERIODS, SHRINK, budget_lam0, step_scale_lam0
+from l2dynamics.autol2.start import (
+    REACTION_PERIODS,
+    SHRINK,
+    budget_lam0,
+    preset,
+    step_scale_lam0,
+)
 from l2dynamics.errors import ConfigError
 
 
@@ -69,3 +75,12 @@ def test_the_budget_aware_start_is_a_margin_above_the_prediction():
         budget_lam0(0.0)
     with pytest.raises(ConfigError):
         budget_lam0(1e-3, margin=0.5)
+
+
+def test_presets_start_and_rule_as_documented():
+    assert preset("default", 0.5, 0.9, 10, budget_steps=300) == (
+        step_scale_lam0(0.5, 0.9, 10, budget_steps=300), math.inf, False, False)  # fmt: skip
+    assert preset("paper", 0.5) == (0.1, 1.0, False, False)
+    assert preset("authors-code", 0.5) == (0.1, math.inf, True, True)
+    with pytest.raises(ConfigError, match="autol2_preset"):
+        preset("bogus", 0.5)

@@ -85,12 +85,29 @@ def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):
         (["--autol2-preset", "bogus"], "--autol2-preset"),
         (["--autol2-decay", "1"], "autol2_decay"),
         (["--autol2-period", "0"], "autol2_period"),
+        (["--autol2-measure", "bogus"], "--autol2-measure"),
+        (["--autol2-measure-size", "0"], "autol2_measure_size"),
+        (["--autol2-lam-pred", "-1"], "autol2_lam_pred"),
+        (["--autol2-lam-pred", "0.001", "--lam", "0.01"], "autol2_lam_pred"),
+        (["--convention", "bogus"], "--convention"),
     ],
 )
 def test_bad_autol2_input_is_one_line_exit_2(run_cli, extra, culprit):
     argv = [a for a in TINY if a not in ("--lam", "0.01")]
     code, _, stderr = run_cli([*argv, "--autol2", *extra])
     assert code == 2 and culprit in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_train_autol2_from_a_prediction_measuring_the_training_set(run_cli, tmp_path):
+    """The budget-aware start (3 × the predicted λ), the whole-set measurement and the
+    script's convention, end to end."""
+    out = tmp_path / "curve.csv"
+    argv = [a for a in TINY if a not in ("--lam", "0.01")]
+    argv += ["--autol2", "--autol2-lam-pred", "0.002", "--autol2-measure", "train"]
+    code, _, _ = run_cli([*argv, "--convention", "script", "--json", "--out", str(out)])
+    assert code in (0, None)
+    header, first, *_ = out.read_text().splitlines()
+    assert float(first.split(",")[header.split(",").index("lam_now")]) == pytest.approx(6e-3)
 
 
 def test_train_cnn_with_its_dense_width(run_cli):

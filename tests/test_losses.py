@@ -65,3 +65,17 @@ def test_one_hot_dtype():
     assert y.dtype == jnp.float32
     np.testing.assert_array_equal(np.asarray(y), [[0, 1, 0], [1, 0, 0]])
     assert jax.numpy.issubdtype(y.dtype, jnp.floating)
+
+
+def test_the_scripts_cross_entropy_is_the_mean_over_batch_and_classes():
+    """The authors' script: ``-mean(logsoftmax(f) * y)`` over both axes, CE/k; its MSE,
+    ``0.5·mean((y − f)²)``, is the SM's."""
+    logits, _, y = _random(4)
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    got = losses.loss_fn("xent", "script")(jnp.asarray(logits), jnp.asarray(y))
+    np.testing.assert_allclose(float(got), -np.mean(logp * y), rtol=1e-6)
+    mse = losses.loss_fn("mse", "script")(jnp.asarray(logits), jnp.asarray(y))
+    np.testing.assert_allclose(float(mse), 0.5 * np.mean((y - logits) ** 2), rtol=1e-6)
+    assert (losses.l2_scale("sm"), losses.l2_scale("script")) == (1.0, 2.0)
+    with pytest.raises(ValueError, match="convention"):
+        losses.loss_fn("xent", "bogus")

@@ -62,6 +62,34 @@ def test_fields_added_later_enter_the_hash_only_when_set():
     assert config_dict(set_one)["autol2_preset"] == "paper" and run_hash(set_one) != run_hash(run)
 
 
+def test_a_sweep_file_reaches_every_autol2_option_and_the_convention():
+    text = """
+name = "t"
+[data]
+name = "digits"
+[train]
+autol2 = true
+autol2_preset = "authors-code"
+autol2_count_ties = false
+autol2_start_refractory = true
+autol2_initial_best_loss = 2.0
+autol2_measure = "subset"
+autol2_measure_size = 32
+autol2_lam_pred = 1e-3
+convention = "script"
+[grid]
+eta = [0.1]
+lam = [0]
+[budget]
+epochs = 3
+"""
+    run = parse_sweep(tomllib.loads(text)).runs[0]
+    got = (run.autol2_preset, run.autol2_count_ties, run.autol2_start_refractory,
+           run.autol2_initial_best_loss, run.autol2_measure, run.autol2_measure_size,
+           run.autol2_lam_pred, run.convention)  # fmt: skip
+    assert got == ("authors-code", False, True, 2.0, "subset", 32, 1e-3, "script")
+
+
 @pytest.mark.parametrize(
     "old,new,culprit",
     [

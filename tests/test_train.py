@@ -204,3 +204,27 @@ def test_stepwise_dispatch_equals_the_while_loop(eta):
         assert (np.asarray(d.diverged_step)[[0, 2]] >= 0).all()
     assert stepwise_dispatch("cnn") == (jax.default_backend() == "cpu")
     assert not stepwise_dispatch("fc")
+
+
+@pytest.mark.parametrize(
+    "loss, same_as", [("xent", {"eta": 2 * 0.3, "lam": 0.01}), ("mse", {"eta": 0.3, "lam": 0.02})]
+)
+def test_the_script_convention_trains_as_the_sm_convention_at_the_equivalent_eta_lam(loss, same_as):
+    """SPEC §1: with CE/k and λ·‖θ‖² the script's (η, λ) is the SM's (2η, λ); for MSE (the same
+    data loss in both) its λ·‖θ‖² is the SM's 2λ. Same seed: the same trajectory, up to
+    float32 rounding (the script's recorded loss is its own: twice the SM's for xent)."""
+    base = TrainConfig(
+        data=DataConfig("digits", n_train=128, n_test=100),
+        model=ModelConfig("fc", {"depth": 1, "width": 32}),
+        loss=loss,
+        batch_size=32,
+        budget_epochs=5,
+        measure="every",
+        measure_every=4,
+    )
+    script = train(dataclasses.replace(base, convention="script", eta=0.3, lam=0.01)).curve
+    sm = train(dataclasses.replace(base, **same_as)).curve
+    np.testing.assert_allclose(script["l2_norm_sq"], sm["l2_norm_sq"], rtol=2e-4)
+    np.testing.assert_allclose(script["test_acc"], sm["test_acc"], atol=0.011)
+    factor = 2.0 if loss == "xent" else 1.0
+    np.testing.assert_allclose(script["train_loss"], factor * sm["train_loss"], rtol=2e-4)

@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
@@ -49,6 +50,89 @@ def test_lambda_schedule_is_the_controller_replayed_on_the_measurements():
     assert np.all(np.diff(c["lam_now"]) <= 0)
 
 
+@pytest.mark.parametrize("source", ["train", "subset"])
+def test_measuring_the_training_set_replays_from_the_curves_whole_set_measurements(source):
+    """Minibatches of 32, AutoL2 measuring the whole training set (or a subset as large as
+    it): the curve's measurements every K steps are the controller's, so replaying them gives
+    the curve's λ; the minibatch source takes other decisions from the same start."""
+    cfg = dataclasses.replace(
+        CFG, batch_size=32, budget_epochs=40, autol2_measure=source, autol2_measure_size=128
+    )
+    c = train(cfg).curve
+    lams = replay(
+        c["step"],
+        c["train_loss"],
+        1.0 - c["train_acc"],
+        lam0=0.05,
+        decay=10.0,
+        refractory=0.05,
+        period=K,
+    )
+    np.testing.assert_allclose(c["lam_now"][1:], lams[:-1], rtol=1e-6)
+    assert c["lam_now"][-1] < 0.05
+    mini = train(dataclasses.replace(cfg, autol2_measure="minibatch")).curve
+    assert not np.array_equal(mini["lam_now"], c["lam_now"])
+
+
+def test_a_fixed_subset_is_drawn_once_per_run():
+    from l2dynamics.train.run import device_data
+    from l2dynamics.train.step import measured_set
+
+    ds = load_data(CFG)
+    program = build_program(
+        dataclasses.replace(CFG, autol2_measure="subset", autol2_measure_size=50), ds
+    )
+    data = device_data(ds)
+    key = jax.random.key(3)
+    x1, y1 = measured_set(program.spec, data, key)
+    x2, _ = measured_set(program.spec, data, key)
+    assert x1.shape[0] == 50 and y1.shape == (50, ds.num_classes)
+    np.testing.assert_array_equal(x1, x2)
+    rows = {tuple(np.asarray(r).ravel().tolist()) for r in x1}
+    assert len(rows) == 50  # distinct examples of the training set
+
+
+def test_a_sweep_trains_runs_measuring_beyond_their_minibatch_alone():
+    from l2dynamics.sweep.chunks import Context, plan
+
+    cfgs = [dataclasses.replace(CFG, seed=s, autol2_measure="train") for s in range(3)]
+    chunks = plan([(str(i), c) for i, c in enumerate(cfgs)], Context(), None)
+    assert {c.lanes for c in chunks} == {1}
+    pooled = plan(
+        [(str(i), dataclasses.replace(c, autol2_measure="minibatch")) for i, c in enumerate(cfgs)],
+        Context(),
+        None,
+    )
+    assert max(c.lanes for c in pooled) > 1
+
+
+def test_the_authors_code_preset_counts_ties_and_starts_refractory():
+    from l2dynamics.train.run import controller_options
+
+    cfg = dataclasses.replace(CFG, lam=0.0, autol2_preset="authors-code")
+    opts = controller_options(cfg)
+    assert (opts.lam0, opts.initial_best_loss, opts.count_ties, opts.start_refractory) == (
+        0.1,
+        np.inf,
+        True,
+        True,
+    )
+    mine = dataclasses.replace(cfg, autol2_count_ties=False, autol2_start_refractory=False)
+    assert (controller_options(mine).count_ties, controller_options(mine).start_refractory) == (
+        False,
+        False,
+    )
+
+
+def test_the_budget_aware_start_is_three_times_the_predicted_lambda():
+    cfg = dataclasses.replace(CFG, lam=0.0, autol2_lam_pred=2e-3, budget_epochs=2)
+    assert train(cfg).curve["lam_now"][0] == pytest.approx(6e-3, rel=1e-6)
+    with pytest.raises(ConfigError, match="autol2_lam_pred"):
+        validate(dataclasses.replace(CFG, autol2_lam_pred=2e-3))  # lam given as well
+    with pytest.raises(ConfigError, match="autol2_lam_pred"):
+        validate(dataclasses.replace(CFG, lam=0.0, autol2_lam_pred=-1.0))
+
+
 def test_tau_integrates_the_schedule():
     c = train(CFG).curve
     expected = np.concatenate([[0.0], np.cumsum(np.diff(c["time"]) * c["lam_now"][:-1])])
@@ -79,6 +163,9 @@ def test_vectorized_autol2_runs_keep_their_own_state():
         ("autol2_period", 0),
         ("autol2_preset", "bogus"),
         ("autol2_initial_best_loss", 0.0),
+        ("autol2_measure", "bogus"),
+        ("autol2_measure_size", 0),
+        ("convention", "bogus"),
         ("budget_c", 2.0),
     ],
 )

@@ -19,10 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from l2dynamics.config import (
+    AUTOL2_MEASURES,
     AUTOL2_PRESETS,
     CAL_LAM,
     CLI_BUDGET_C,
     CLI_LAM,
+    CONVENTIONS,
     MAX_C,
     PEAK_STOP,
     DataConfig,
@@ -82,6 +84,7 @@ DATA_FIELDS = {
 }
 TRAIN_FIELDS = {
     "loss": "loss",
+    "convention": "convention",
     "eta": "eta",
     "momentum": "momentum",
     "lr_schedule": "lr_schedule",
@@ -102,6 +105,9 @@ TRAIN_FIELDS = {
     "autol2_count_ties": "autol2_count_ties",
     "autol2_start_refractory": "autol2_start_refractory",
     "autol2_initial_best_loss": "autol2_initial_best_loss",
+    "autol2_measure": "autol2_measure",
+    "autol2_measure_size": "autol2_measure_size",
+    "autol2_lam_pred": "autol2_lam_pred",
     "peak_stop": "peak_stop",
     "peak_drop": "peak_drop",
 }
@@ -209,6 +215,15 @@ RUN_OPTIONS = _field_defaults(
             dict(show_default=True, help="xent (normalized cross-entropy) or mse."),
         ),
         (
+            ("--convention",),
+            dict(
+                type=click.Choice(CONVENTIONS),
+                show_default=True,
+                help="Normalization: sm, CE/(2k) with (λ/2)‖θ‖² (SPEC §1); script, the authors' "
+                "script's CE/k with λ‖θ‖² (for xent its (η, λ) is sm's (2η, λ)).",
+            ),
+        ),
+        (
             ("--eta",),
             dict(type=float, show_default=True, help="Learning rate η (per step)."),
         ),
@@ -293,18 +308,47 @@ RUN_OPTIONS = _field_defaults(
             dict(
                 type=click.Choice(AUTOL2_PRESETS),
                 show_default=True,
-                help="AutoL2's start without --lam: default, λ₀ = 0.03·(1−μ)/(η·3·period) "
-                "(L2 alone shrinks θ by at most 3% before the first possible decay); paper, "
-                "λ₀ = 0.1 and the best loss starting at 1 (the SM's Algorithm 1).",
+                help="AutoL2's start and rules without --lam: default, λ₀ = (1−μ)/(η·n) with "
+                "n = min(100·period, budget in steps): L2's time scale is the budget, or so short "
+                "that L2 alone shrinks θ by at most 3% before the first possible decay; paper, "
+                "λ₀ = 0.1 and the best loss starting at 1 (the SM's Algorithm 1); authors-code, "
+                "λ₀ = 0.1 with the authors' script's rules (ties count, refractory from step 0).",
             ),
         ),
         (
             ("--autol2-count-ties/--no-autol2-count-ties",),
-            dict(help="AutoL2: a value equal to the best counts as a rise (the authors' code)."),
+            dict(
+                help="AutoL2: a value equal to the best counts as a rise (default: the "
+                "preset's; authors-code counts them)."
+            ),
         ),
         (
             ("--autol2-start-refractory/--no-autol2-start-refractory",),
-            dict(help="AutoL2: start inside a refractory period of refractory/λ₀ steps."),
+            dict(
+                help="AutoL2: start inside a refractory period of refractory/λ₀ steps "
+                "(default: the preset's; authors-code does)."
+            ),
+        ),
+        (
+            ("--autol2-measure",),
+            dict(
+                type=click.Choice(AUTOL2_MEASURES),
+                show_default=True,
+                help="What AutoL2 measures: the step's minibatch, a fixed subset of "
+                "--autol2-measure-size training examples, or the whole training set.",
+            ),
+        ),
+        (
+            ("--autol2-measure-size",),
+            dict(type=int, show_default=True, help="AutoL2: examples in the measured subset."),
+        ),
+        (
+            ("--autol2-lam-pred",),
+            dict(
+                type=float,
+                help="AutoL2's budget-aware start: λ₀ = 3 × this λ, the λ that predict-l2 "
+                "predicts for the same --epochs (instead of --lam).",
+            ),
         ),
         (
             ("--autol2-initial-best-loss",),
@@ -446,6 +490,9 @@ _PREDICT_DROP = (
     "--autol2-count-ties/--no-autol2-count-ties",
     "--autol2-start-refractory/--no-autol2-start-refractory",
     "--autol2-initial-best-loss",
+    "--autol2-measure",
+    "--autol2-measure-size",
+    "--autol2-lam-pred",
 )
 PREDICT_RUN_OPTIONS = _pick(
     RUN_OPTIONS,

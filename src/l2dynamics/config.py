@@ -20,15 +20,27 @@ from l2dynamics.errors import ConfigError
 # The choices of the string-valued fields (the modules that implement them import these, so
 # that configs stay importable without JAX, e.g. by the PyTorch adapter).
 LOSSES = ("xent", "mse")
+# How the data loss and the L2 term are normalized (SPEC §1). "sm": the supplementary
+# material's, CE/(2k) (MSE 1/(2k)) with (λ/2)·‖θ‖², the default; "script": the authors' released
+# script's, CE/k (MSE unchanged: its 0.5·mean is already 1/(2k)) with λ·‖θ‖². For cross-entropy
+# the script's (η, λ) trains as the SM's (2η, λ); for MSE as the SM's (η, 2λ).
+CONVENTIONS = ("sm", "script")
 LR_SCHEDULES = ("constant", "step")
 L2_MASKS = ("all", "weights")
 
 MEASURE_KINDS = ("log", "every", "peak")
 # AutoL2's presets: where λ starts when ``lam`` is not given (0), and the controller's rules.
 # "default": the scale-aware start (:mod:`l2dynamics.autol2.start`) with SPEC §3's rules;
-# "paper": the SM's Algorithm 1 as listed, λ₀ = PAPER_LAM0 and the best loss starting at 1.
-AUTOL2_PRESETS = ("default", "paper")
+# "paper": the SM's Algorithm 1 as listed, λ₀ = PAPER_LAM0 and the best loss starting at 1;
+# "authors-code": what the authors' script does, λ₀ = PAPER_LAM0, ties count as rises and the
+# run starts inside a refractory period.
+AUTOL2_PRESETS = ("default", "paper", "authors-code")
 PAPER_LAM0 = 0.1
+# What AutoL2 measures every period, at the parameters before that step's update: the step's
+# own minibatch (SPEC §3 and the authors' script, which draws the minibatch that the update then
+# trains on), a fixed random subset of ``autol2_measure_size`` training examples, or the whole
+# training set (both without augmentation).
+AUTOL2_MEASURES = ("minibatch", "subset", "train")
 
 # Defaults of the command line that differ from the fields' below on purpose (`l2dyn train`
 # reads them from here). The field's ``lam = 0.0`` (no L2) is the neutral value for library
@@ -92,18 +104,28 @@ class TrainConfig:
     ``autol2=True`` schedules λ with AutoL2 (SPEC §3): λ starts at λ₀, is divided by
     ``autol2_decay`` at each decay, with a refractory period of ``autol2_refractory/λ`` steps,
     measuring every ``autol2_period`` steps. λ₀ is ``lam`` when given (> 0); with ``lam = 0``
-    it is the start of ``autol2_preset``: ``"default"``, the scale-aware start
-    ``(1−μ)/(η·min(3·period/0.03, T))`` for a budget of T steps
-    (:func:`l2dynamics.autol2.start.step_scale_lam0`), or
-    ``"paper"``, 0.1 with the best loss starting at 1 (the SM's listing). The controller's
-    other rules: ``autol2_count_ties`` (a value equal to the best counts as a rise, as in the
-    authors' code), ``autol2_start_refractory`` (start inside a refractory period ``r/λ₀``),
+    it is ``3·autol2_lam_pred`` when that is given (the budget-aware start from a
+    ``predict-l2`` calibration, :func:`l2dynamics.autol2.start.budget_lam0`), else the start of
+    ``autol2_preset``: ``"default"``, the scale-aware start ``(1−μ)/(η·min(3·period/0.03, T))``
+    for a budget of T steps (:func:`l2dynamics.autol2.start.step_scale_lam0`); ``"paper"``, 0.1
+    with the best loss starting at 1 (the SM's listing); ``"authors-code"``, 0.1 with the
+    authors' script's rules. The controller's other rules, each the preset's when None:
+    ``autol2_count_ties`` (a value equal to the best counts as a rise),
+    ``autol2_start_refractory`` (start inside a refractory period ``r/λ₀``),
     ``autol2_initial_best_loss`` (+∞ by SPEC §3; the ``"paper"`` preset sets 1).
+    ``autol2_measure`` is what the controller measures (:data:`AUTOL2_MEASURES`):
+    ``"minibatch"``, ``"subset"`` (``autol2_measure_size`` examples) or ``"train"``. A run
+    measuring more than its minibatch trains alone in a sweep, not in a pool, where the
+    measurement would be computed at every step.
+
+    ``convention`` (:data:`CONVENTIONS`) is the normalization of the loss and the L2 term:
+    ``"sm"`` (SPEC §1, the default) or ``"script"`` (the authors' released script).
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     loss: str = "xent"
+    convention: str = "sm"
     eta: float = 0.1
     lam: float = 0.0
     momentum: float = 0.0
@@ -125,9 +147,12 @@ class TrainConfig:
     autol2_refractory: float = 0.1
     autol2_period: int = 10
     autol2_preset: str = "default"
-    autol2_count_ties: bool = False
-    autol2_start_refractory: bool = False
+    autol2_count_ties: bool | None = None
+    autol2_start_refractory: bool | None = None
     autol2_initial_best_loss: float | None = None
+    autol2_measure: str = "minibatch"
+    autol2_measure_size: int = 1024
+    autol2_lam_pred: float | None = None
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> None:
@@ -246,6 +271,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "l2_mask": L2_MASKS,
         "measure": MEASURE_KINDS,
         "autol2_preset": AUTOL2_PRESETS,
+        "autol2_measure": AUTOL2_MEASURES,
+        "convention": CONVENTIONS,
     }
     for name, allowed in choices.items():
         value = getattr(cfg, name)
@@ -280,6 +307,15 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             best is None or (not math.isnan(best) and best > 0),
             f"autol2_initial_best_loss must be > 0 (got {best})",
         )
+        size = cfg.autol2_measure_size
+        _require(size >= 1, f"autol2_measure_size must be >= 1 (got {size})")
+        pred = cfg.autol2_lam_pred
+        if pred is not None:
+            _positive("autol2_lam_pred", pred)
+            _require(
+                cfg.lam == 0,
+                "autol2: give lam (the start) or autol2_lam_pred (a start 3x above it), not both",
+            )
     budget_epochs(cfg)
     return cfg
 

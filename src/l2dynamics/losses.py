@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from l2dynamics.config import LOSSES
+from l2dynamics.config import CONVENTIONS, LOSSES
 
 
 def one_hot(labels: jax.Array, num_classes: int) -> jax.Array:
@@ -38,13 +38,35 @@ def mse(outputs: jax.Array, targets: jax.Array) -> jax.Array:
     return jnp.sum(jnp.square(outputs - targets)) / (2.0 * k * batch)
 
 
-def loss_fn(name: str):
-    """The loss function called ``name`` (``"xent"`` or ``"mse"``)."""
+def script_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """The authors' script's cross-entropy ``−1/(k|B|) Σ_B Σ_i y_i log softmax(f)_i`` (CE/k,
+    the mean over batch and classes): twice :func:`cross_entropy`."""
+    return 2.0 * cross_entropy(logits, targets)
+
+
+def loss_fn(name: str, convention: str = "sm"):
+    """The loss function called ``name`` (``"xent"`` or ``"mse"``) in ``convention``
+    (:data:`l2dynamics.config.CONVENTIONS`): the script's MSE, ``0.5·mean((y − f)²)``, is the
+    SM's; its cross-entropy is CE/k."""
+    _check_convention(convention)
     if name == "xent":
-        return cross_entropy
+        return script_cross_entropy if convention == "script" else cross_entropy
     if name == "mse":
         return mse
     raise ValueError(f"unknown loss {name!r} (choose from {', '.join(LOSSES)})")
+
+
+def l2_scale(convention: str) -> float:
+    """The factor of λ in the L2 gradient: 1 for the SM's ``(λ/2)‖θ‖²``, 2 for the script's
+    ``λ·‖θ‖²`` (its λ multiplies ``Σθ²`` without the ½)."""
+    _check_convention(convention)
+    return 2.0 if convention == "script" else 1.0
+
+
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        choices = ", ".join(CONVENTIONS)
+        raise ValueError(f"unknown convention {convention!r} (choose from {choices})")
 
 
 def correct(logits: jax.Array, targets: jax.Array) -> jax.Array:

@@ -27,7 +27,8 @@ Where the authors' code (google/autol2, 2020) differs, this follows SPEC §3:
   the two factors of 2 cancel in the ratio of the L2 to the data gradient (SPEC §1), so its
   ``L2=λ, delay=d`` at learning rate η is our ``lam0=λ, refractory=d`` at ``2η``.
 Like the authors' code (and SPEC's "otherwise"), the bests *are* updated when a rise is
-blocked by the refractory period, and are not updated at a decay.
+blocked by the refractory period, and are not updated at a decay. The ``"authors-code"`` preset
+(:func:`l2dynamics.autol2.start.preset`) sets both of the authors' rules.
 
 Arithmetic, chosen so that the plain-Python twin :mod:`l2dynamics.autol2.pure` takes the
 same decisions and reports the same λ bit for bit, on any backend, using only float32

@@ -102,26 +102,40 @@ def budget_lam0(lam_pred: float, margin: float = BUDGET_MARGIN) -> float:
     return margin * lam_pred
 
 
-class Start(NamedTuple):
-    """Where a preset starts AutoL2 when λ₀ is not given: λ₀ and the initial best loss."""
+class Preset(NamedTuple):
+    """Where an AutoL2 preset starts when λ₀ is not given, and its controller rules: λ₀, the
+    initial best loss, whether ties count as rises, whether the run starts refractory."""
 
     lam0: float
     initial_best_loss: float
+    count_ties: bool = False
+    start_refractory: bool = False
 
 
-def preset_start(
-    preset: str,
+def preset(
+    name: str,
     eta: float,
     momentum: float = 0.0,
     period: int = 10,
     budget_steps: int | None = None,
-) -> Start:
-    """The start of an AutoL2 preset (:data:`l2dynamics.config.AUTOL2_PRESETS`):
-    ``"default"``, the scale-aware :func:`step_scale_lam0` (for a budget of ``budget_steps``
-    steps) with the best loss at +∞ (SPEC §3); ``"paper"``, the SM's Algorithm 1 as listed,
-    λ₀ = 0.1 and the best loss at 1."""
-    if preset == "default":
-        return Start(step_scale_lam0(eta, momentum, period, budget_steps=budget_steps), math.inf)
-    if preset == "paper":
-        return Start(PAPER_LAM0, 1.0)
-    raise ConfigError(f"unknown autol2_preset {preset!r} (choose from {', '.join(AUTOL2_PRESETS)})")
+) -> Preset:
+    """The AutoL2 preset ``name`` (:data:`l2dynamics.config.AUTOL2_PRESETS`) for SGD at η, μ,
+    measuring every ``period`` steps, over a budget of ``budget_steps`` steps:
+
+    - ``"default"``: the scale-aware :func:`step_scale_lam0`, the best loss at +∞ and SPEC §3's
+      strict comparisons;
+    - ``"paper"``: the SM's Algorithm 1 as listed, λ₀ = 0.1 and the best loss at 1;
+    - ``"authors-code"``: what the authors' script (``jax_wideresnet_exps.py``) does when it is
+      given the paper's λ₀ = 0.1: a tie with the best counts as a rise (``<=``/``>=``), the run
+      starts inside a refractory period (no decay before step ``r/λ₀``), the bests start
+      unset (+∞). It measures the minibatch that the step's update then trains on, at the
+      parameters before that update: the ``"minibatch"`` source of the training loop.
+    """
+    if name == "default":
+        lam0 = step_scale_lam0(eta, momentum, period, budget_steps=budget_steps)
+        return Preset(lam0, math.inf)
+    if name == "paper":
+        return Preset(PAPER_LAM0, 1.0)
+    if name == "authors-code":
+        return Preset(PAPER_LAM0, math.inf, count_ties=True, start_refractory=True)
+    raise ConfigError(f"unknown autol2_preset {name!r} (choose from {', '.join(AUTOL2_PRESETS)})")

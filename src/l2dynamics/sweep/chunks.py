@@ -87,6 +87,8 @@ def plan(
         vec = vectorize
         if vec is None and stepwise_dispatch(cfg0.model.name):
             vec = False  # vmapped convolutions on XLA:CPU cost more than runs one by one
+        if cfg0.autol2 and cfg0.autol2_measure != "minibatch":
+            vec = False  # lanes at different steps: vmap would measure at every step
         lanes = pool_lanes(totals, n_params, vectorize=vec)
         if split or lanes == 1:  # one by one: a chunk per run, shortest first
             cut = plan_chunks(totals, n_params, vectorize=lanes > 1)

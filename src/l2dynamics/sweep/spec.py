@@ -67,6 +67,10 @@ LATER_FIELDS = (
     "autol2_count_ties",
     "autol2_start_refractory",
     "autol2_initial_best_loss",
+    "autol2_measure",
+    "autol2_measure_size",
+    "autol2_lam_pred",
+    "convention",
 )
 
 

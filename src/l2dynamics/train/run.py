@@ -29,10 +29,10 @@ import jax.numpy as jnp
 
 import l2dynamics.autol2.controller as controller
 from l2dynamics.autol2.options import AutoL2Options
-from l2dynamics.autol2.start import preset_start
+from l2dynamics.autol2.start import budget_lam0, preset
 from l2dynamics.config import TrainConfig, budget_epochs, validate
 from l2dynamics.data import Dataset, load_dataset
-from l2dynamics.losses import loss_fn, one_hot
+from l2dynamics.losses import l2_scale, loss_fn, one_hot
 from l2dynamics.models import build_model
 from l2dynamics.optim import l2_mask, set_hyperparams, sgd_l2
 from l2dynamics.progress import ProgressFn, Update
@@ -146,7 +146,7 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
     d = cfg.data
     spec = S.StepSpec(
         apply=model.apply,
-        loss=loss_fn(cfg.loss),
+        loss=loss_fn(cfg.loss, cfg.convention),
         tx=tx,
         batch_size=min(cfg.batch_size or ds.n_train, ds.n_train),
         n_train=ds.n_train,
@@ -154,7 +154,11 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         flip=d.flip,
         crop=d.crop,
         mixup_alpha=d.mixup_alpha,
+        l2_scale=l2_scale(cfg.convention),
         controller=controller_options(cfg, lam0=AutoL2Options.lam0),
+        measure_source=cfg.autol2_measure,
+        measure_size=cfg.autol2_measure_size,
+        eval_batch=eval_batch_size(cfg, ds),
     )
     sample = jnp.zeros((1, *ds.x_train.shape[1:]), jnp.float32)
     run_one, run_many = step_loops(spec, stepwise_dispatch(cfg.model.name))
@@ -202,30 +206,36 @@ def controller_options(
     cfg: TrainConfig, lam0: float | None = None, budget_steps: int | None = None
 ) -> AutoL2Options | None:
     """The AutoL2 schedule of ``cfg`` (None for a fixed λ). λ₀ = ``lam0`` if given, else
-    ``cfg.lam`` if > 0, else the start of ``cfg.autol2_preset`` for a budget of
-    ``budget_steps`` steps (:func:`l2dynamics.autol2.start.preset_start`); likewise the
-    initial best loss.
+    ``cfg.lam`` if > 0, else ``3·cfg.autol2_lam_pred`` if given
+    (:func:`l2dynamics.autol2.start.budget_lam0`), else the start of ``cfg.autol2_preset`` for a
+    budget of ``budget_steps`` steps (:func:`l2dynamics.autol2.start.preset`); each rule the
+    config leaves unset (None) is the preset's.
 
     The compiled step only uses the constants (decay, period, count_ties); λ₀ enters through
     each run's initial controller state, so runs with different λ₀ share one program.
     """
     if not cfg.autol2:
         return None
-    start = preset_start(
+    rules = preset(
         cfg.autol2_preset, cfg.eta, cfg.momentum, cfg.autol2_period, budget_steps=budget_steps
     )
-    if lam0 is None:
-        lam0 = cfg.lam if cfg.lam > 0 else start.lam0
-    best = cfg.autol2_initial_best_loss
+    if lam0 is None and cfg.lam > 0:
+        lam0 = cfg.lam
+    if lam0 is None and cfg.autol2_lam_pred is not None:
+        lam0 = budget_lam0(cfg.autol2_lam_pred)
     return AutoL2Options(
-        lam0=lam0,
+        lam0=rules.lam0 if lam0 is None else lam0,
         decay=cfg.autol2_decay,
         refractory=cfg.autol2_refractory,
         period=cfg.autol2_period,
-        initial_best_loss=start.initial_best_loss if best is None else best,
-        count_ties=cfg.autol2_count_ties,
-        start_refractory=cfg.autol2_start_refractory,
+        initial_best_loss=_given(cfg.autol2_initial_best_loss, rules.initial_best_loss),
+        count_ties=_given(cfg.autol2_count_ties, rules.count_ties),
+        start_refractory=_given(cfg.autol2_start_refractory, rules.start_refractory),
     )
+
+
+def _given(value: Any, preset_value: Any) -> Any:
+    return preset_value if value is None else value
 
 
 def init_state(cfg: TrainConfig, program: Program) -> S.TrainState:

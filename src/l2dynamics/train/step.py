@@ -63,8 +63,11 @@ class TrainState(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class StepSpec:
     """The static part of a step: the model's apply, the loss, the optimizer, batch size, the
-    learning-rate schedule's kind, augmentation, and the options of the AutoL2 controller
-    when λ is scheduled (``controller``; None for a fixed λ)."""
+    learning-rate schedule's kind, augmentation, the factor of λ in the L2 gradient
+    (``l2_scale``: 1 for ``(λ/2)‖θ‖²``, 2 for the script convention's ``λ‖θ‖²``), and the
+    options of the AutoL2 controller when λ is scheduled (``controller``; None for a fixed λ)
+    with what it measures (``measure_source`` of :data:`l2dynamics.config.AUTOL2_MEASURES`,
+    ``measure_size`` examples for ``"subset"``, in chunks of ``eval_batch``)."""
 
     apply: Callable[..., jax.Array]
     loss: Callable[[jax.Array, jax.Array], jax.Array]
@@ -75,7 +78,11 @@ class StepSpec:
     flip: bool = False
     crop: int = 0
     mixup_alpha: float = 0.0
+    l2_scale: float = 1.0
     controller: AutoL2Options | None = None
+    measure_source: str = "minibatch"
+    measure_size: int = 0
+    eval_batch: int = 1000
 
 
 def batch_indices(key: jax.Array, step: jax.Array, batch_size: int, n: int) -> jax.Array:
@@ -111,8 +118,9 @@ def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper
     """One step ``θ ← θ − η_t(v)``, ``v ← μv + ∇L_data + λθ`` at ``η_t = η₀·schedule(step)``.
 
     With AutoL2 (``spec.controller``), λ is the controller's: every ``period`` steps (at steps
-    0, k, 2k, …) the bare loss and error of this step's minibatch, at the parameters before
-    this update, are fed to the controller, and its new λ applies from this update on.
+    0, k, 2k, …) the bare loss and error at the parameters before this update, on this step's
+    minibatch or on the source ``spec.measure_source`` names, are fed to the controller, and
+    its new λ applies from this update on.
     """
     x, y = get_batch(spec, data, state.key, state.step)
 
@@ -121,10 +129,10 @@ def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper
         return spec.loss(f, y), f
 
     (loss, logits), grads = jax.value_and_grad(bare_loss, has_aux=True)(state.params)
-    ctrl = _controller_update(spec, state, loss, logits, y)
+    ctrl = _controller_update(spec, data, state, loss, logits, y)
     lam = hyper.lam if spec.controller is None else ctrl.lam
     lr = eta_now(spec.lr_schedule, hyper.eta0, state.step, hyper.total_steps)
-    opt_state = set_hyperparams(state.opt_state, learning_rate=lr, l2=lam)
+    opt_state = set_hyperparams(state.opt_state, learning_rate=lr, l2=lam * spec.l2_scale)
     updates, opt_state = spec.tx.update(grads, opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     first_bad = (state.diverged_step < 0) & ~jnp.isfinite(loss)
@@ -133,18 +141,42 @@ def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper
 
 
 def _controller_update(
-    spec: StepSpec, state: TrainState, loss: jax.Array, logits: jax.Array, y: jax.Array
+    spec: StepSpec,
+    data: DeviceData,
+    state: TrainState,
+    loss: jax.Array,
+    logits: jax.Array,
+    y: jax.Array,
 ) -> AutoL2State:
     """The controller's state after this step's measurement (unchanged off-period)."""
     opts = spec.controller
     if opts is None:
         return state.controller
-    error = 1.0 - correct(logits, y) / jnp.float32(y.shape[0])
 
     def measure(ctrl: AutoL2State) -> AutoL2State:
-        return controller.update(ctrl, state.step, loss, error, opts)
+        if spec.measure_source == "minibatch":
+            got, error = loss, 1.0 - correct(logits, y) / jnp.float32(y.shape[0])
+        else:
+            x_m, y_m = measured_set(spec, data, state.key)
+            got, acc = evaluate(spec.apply, spec.loss, state.params, x_m, y_m, spec.eval_batch)
+            error = 1.0 - acc
+        return controller.update(ctrl, state.step, got, error, opts)
 
     return jax.lax.cond(state.step % opts.period == 0, measure, lambda c: c, state.controller)
+
+
+MEASURE_STREAM = 0x4D45  # the stream of the data-order key that draws AutoL2's fixed subset
+
+
+def measured_set(spec: StepSpec, data: DeviceData, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The training examples AutoL2 measures when its source is not the minibatch: all of them
+    (``"train"``), or a subset of ``spec.measure_size`` drawn once per run from its data-order
+    key (``"subset"``: the same examples at every measurement)."""
+    n = spec.n_train
+    if spec.measure_source == "train" or spec.measure_size >= n:
+        return data.x_train, data.y_train
+    idx = jax.random.permutation(jax.random.fold_in(key, MEASURE_STREAM), n)[: spec.measure_size]
+    return data.x_train[idx], data.y_train[idx]
 
 
 def run_steps(
