@@ -2,9 +2,10 @@
 fixed λ of a half-decade grid, at the same budget, on settings it was not designed on?
 
 For every setting of ``scripts/autol2_validation.toml`` and every seed, the script trains the
-fixed-λ grid, AutoL2 from its default start and AutoL2 with the ``paper`` preset into one
-resumable store per setting and variant (kill it and run it again: finished runs are kept),
-then writes, per setting and AutoL2 variant:
+fixed-λ grid and AutoL2 in each variant (:data:`AUTOL2_VARIANTS`: the default start, the
+``paper`` and ``authors-code`` presets, and the default start measuring the whole training set)
+into one resumable store per setting and variant (kill it and run it again: finished runs are
+kept), then writes, per setting and AutoL2 variant:
 
 - the best fixed λ (highest best test accuracy, averaged over seeds) and its accuracy;
 - AutoL2's best test accuracy and its difference from the best fixed λ's, paired by seed;
@@ -37,21 +38,25 @@ from l2dynamics.train.run import load_data
 
 HERE = Path(__file__).resolve().parent
 SETTINGS = HERE / "autol2_validation.toml"
-VARIANTS = ("fixed", "autol2", "autol2-paper")
+# The AutoL2 variants: each one's training options (λ₀ from the preset: the grid's lam is 0).
+AUTOL2_VARIANTS = {
+    "autol2": {"autol2": True},
+    "autol2-paper": {"autol2": True, "autol2_preset": "paper"},
+    "autol2-authors": {"autol2": True, "autol2_preset": "authors-code"},
+    "autol2-train": {"autol2": True, "autol2_measure": "train"},
+}
+VARIANTS = ("fixed", *AUTOL2_VARIANTS)
 TOLERANCE = 0.005  # half a point of test accuracy
 REACH = 0.01  # epochs to the best fixed accuracy minus one point
 FIT = 1.0 - 1e-6  # training accuracy 1
 
 
 def setting_sweeps(name: str, setting: dict[str, Any], plan: dict[str, Any], data_dir: str | None):
-    """(variant, Sweep) of one setting: the fixed grid, AutoL2 default, AutoL2 paper preset."""
+    """(variant, Sweep) of one setting: the fixed grid, then each AutoL2 variant."""
     data = dict(setting["data"]) | ({"data_dir": data_dir} if data_dir else {})
     base = {"data": data, "model": setting["model"], "budget": {"epochs": setting["epochs"]}}
-    grids = {
-        "fixed": ({}, plan["fixed_lam"]),
-        "autol2": ({"autol2": True}, [0.0]),
-        "autol2-paper": ({"autol2": True, "autol2_preset": "paper"}, [0.0]),
-    }
+    grids = {"fixed": ({}, plan["fixed_lam"])}
+    grids |= {variant: (train, [0.0]) for variant, train in AUTOL2_VARIANTS.items()}
     out = []
     for variant, (train, lams) in grids.items():
         table = base | {
