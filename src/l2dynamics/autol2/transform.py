@@ -1,6 +1,9 @@
 """AutoL2 as an optax transformation: adds ``λ·θ`` to the updates, λ from the controller.
 
-    opt = optax.chain(autol2(), optax.sgd(eta, momentum=0.9))
+    opt = optax.chain(
+        autol2(learning_rate=eta, momentum=0.9, budget_steps=total_steps),
+        optax.sgd(eta, momentum=0.9),
+    )
     loss, grads = jax.value_and_grad(bare_loss)(params, batch)     # no L2 term in the loss
     updates, opt_state = opt.update(grads, opt_state, params, value=loss, error=err)
 
