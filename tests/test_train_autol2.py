@@ -124,6 +124,18 @@ def test_the_authors_code_preset_counts_ties_and_starts_refractory():
     )
 
 
+def test_the_scale_aware_start_in_the_script_convention_is_half_the_sms():
+    """The script's λ·‖θ‖² acts at 2ηλ per step: the same L2 time scale needs half the λ₀."""
+    from l2dynamics.train.run import controller_options
+
+    cfg = dataclasses.replace(CFG, lam=0.0)
+    sm = controller_options(cfg, budget_steps=300).lam0
+    script = controller_options(dataclasses.replace(cfg, convention="script"), budget_steps=300)
+    assert script.lam0 == pytest.approx(sm / 2) and sm == pytest.approx(1 / (0.5 * 300))
+    paper = dataclasses.replace(cfg, convention="script", autol2_preset="paper")
+    assert controller_options(paper).lam0 == 0.1  # the authors' λ values carry over unchanged
+
+
 def test_the_budget_aware_start_is_three_times_the_predicted_lambda():
     cfg = dataclasses.replace(CFG, lam=0.0, autol2_lam_pred=2e-3, budget_epochs=2)
     assert train(cfg).curve["lam_now"][0] == pytest.approx(6e-3, rel=1e-6)

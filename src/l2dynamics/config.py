@@ -107,7 +107,8 @@ class TrainConfig:
     it is ``3·autol2_lam_pred`` when that is given (the budget-aware start from a
     ``predict-l2`` calibration, :func:`l2dynamics.autol2.start.budget_lam0`), else the start of
     ``autol2_preset``: ``"default"``, the scale-aware start ``(1−μ)/(η·min(3·period/0.03, T))``
-    for a budget of T steps (:func:`l2dynamics.autol2.start.step_scale_lam0`); ``"paper"``, 0.1
+    for a budget of T steps (:func:`l2dynamics.autol2.start.step_scale_lam0`; half of it in the
+    script convention, whose λ acts twice as fast); ``"paper"``, 0.1
     with the best loss starting at 1 (the SM's listing); ``"authors-code"``, 0.1 with the
     authors' script's rules. The controller's other rules, each the preset's when None:
     ``autol2_count_ties`` (a value equal to the best counts as a rise),

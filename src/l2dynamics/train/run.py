@@ -208,16 +208,20 @@ def controller_options(
     """The AutoL2 schedule of ``cfg`` (None for a fixed λ). λ₀ = ``lam0`` if given, else
     ``cfg.lam`` if > 0, else ``3·cfg.autol2_lam_pred`` if given
     (:func:`l2dynamics.autol2.start.budget_lam0`), else the start of ``cfg.autol2_preset`` for a
-    budget of ``budget_steps`` steps (:func:`l2dynamics.autol2.start.preset`); each rule the
-    config leaves unset (None) is the preset's.
+    budget of ``budget_steps`` steps (:func:`l2dynamics.autol2.start.preset`; in the script
+    convention the scale-aware start is half the SM's, as its λ acts twice as fast); each rule
+    the config leaves unset (None) is the preset's.
 
     The compiled step only uses the constants (decay, period, count_ties); λ₀ enters through
     each run's initial controller state, so runs with different λ₀ share one program.
     """
     if not cfg.autol2:
         return None
+    # The start is set by the rate at which L2 acts per step, η·(factor of λ in the gradient):
+    # in the script convention the same λ acts twice as fast (λ·‖θ‖²).
+    eta_l2 = cfg.eta * l2_scale(cfg.convention)
     rules = preset(
-        cfg.autol2_preset, cfg.eta, cfg.momentum, cfg.autol2_period, budget_steps=budget_steps
+        cfg.autol2_preset, eta_l2, cfg.momentum, cfg.autol2_period, budget_steps=budget_steps
     )
     if lam0 is None and cfg.lam > 0:
         lam0 = cfg.lam
