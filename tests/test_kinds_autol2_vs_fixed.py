@@ -45,3 +45,9 @@ def test_autol2_comparison_end_to_end(tmp_path):
         fc["autol2_best_test_acc"] >= fc["best_fixed_test_acc"]
     )
     assert (tmp_path / "tinyauto-fc.png").stat().st_size > 0
+    assert (tmp_path / "tinyauto-fc-grid.png").stat().st_size > 0
+    assert list(fc["modes"]) == ["autol2"]
+    assert fc["modes"]["autol2"]["at_least_as_good"] == fc["autol2_at_least_as_good"]
+    claim = "the claim shows" if fc["as_good_and_faster"] else "the claim does not show"
+    assert len(fc["verdicts"]) == 1
+    assert fc["verdicts"][0].startswith("autol2: ") and fc["verdicts"][0].endswith(claim)

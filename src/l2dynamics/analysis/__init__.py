@@ -13,7 +13,7 @@ peaks, best accuracy per λ), :mod:`.fits` (the fitted laws) and :mod:`.plotting
 machinery they share); :mod:`.report` writes the HTML report.
 """
 
-from l2dynamics.analysis.autol2_vs_fixed import plot_lambda_schedule
+from l2dynamics.analysis.autol2_vs_fixed import plot_lambda_schedule, plot_modes_vs_grid
 from l2dynamics.analysis.budgets import plot_best_acc_vs_lam
 from l2dynamics.analysis.curves import plot_curves
 from l2dynamics.analysis.fits import (
@@ -44,6 +44,7 @@ __all__ = [
     "plot_best_acc_vs_lam",
     "plot_curves",
     "plot_lambda_schedule",
+    "plot_modes_vs_grid",
     "plot_panels",
     "plot_tstar",
     "predict_lambda",
