@@ -197,38 +197,67 @@ def autol2_runs(figure: str, scale: str) -> dict[str, list]:
     return {label: sweep.runs for label, sweep in exp.sweeps}
 
 
+PRESETS = {"autol2": "default", "autol2-paper": "paper", "autol2-authors": "authors-code"}
+
+
+def check_presets(runs: dict[str, list], setting: str) -> list:
+    """One AutoL2 variant per preset, each from its preset's start (lam = 0) with SPEC §3's
+    decay ×10, refractory 0.1/λ steps and a measurement per 10 steps; returns their runs."""
+    assert set(runs) == {f"{setting}/{mode}" for mode in PRESETS} | {f"{setting}/fixed"}
+    autos = []
+    for mode, preset in PRESETS.items():
+        for auto in runs[f"{setting}/{mode}"]:
+            assert (auto.autol2, auto.lam, auto.autol2_preset) == (True, 0.0, preset)
+            rules = (auto.autol2_decay, auto.autol2_refractory, auto.autol2_period)
+            assert rules == (10.0, 0.1, 10)
+            autos.append(auto)
+    return autos
+
+
 @pytest.mark.parametrize("figure,schedule", [("fig1c", "constant"), ("figS10", "step")])
 def test_wrn_autol2_files_are_the_papers_setup(figure, schedule):
     runs = autol2_runs(figure, "paper")
-    assert set(runs) == {"wrn/autol2", "wrn/fixed"}
-    (auto,) = runs["wrn/autol2"]
-    # SPEC §3 defaults: λ₀ = 0.1, ×10 decays, refractory 0.1/λ steps, a measurement per 10 steps
-    assert (auto.autol2, auto.lam, auto.autol2_decay) == (True, 0.1, 10.0)
-    assert (auto.autol2_refractory, auto.autol2_period) == (0.1, 10)
+    autos = check_presets(runs, "wrn")
     assert sorted(c.lam for c in runs["wrn/fixed"]) == pytest.approx(
         [5e-6, 1e-5, 5e-5, 1e-4, 2e-4, 4e-4, 1e-3, 2e-3]  # Figure 1b's grid
     )
-    for c in [auto, *runs["wrn/fixed"]]:
+    for c in [*autos, *runs["wrn/fixed"]]:
         assert c.model.name == "wrn" and c.model.options["depth"] == 28
         assert c.model.options["width"] == 10 and c.data.n_train is None
         assert c.model.options["bn_group"] == 128
         assert (c.data.flip, c.data.crop, c.data.mixup_alpha) == (True, 4, 1.0)
         assert (c.eta, c.momentum, c.batch_size) == (0.2, 0.9, 1024)
         assert c.lr_schedule == schedule and budget_epochs(c) == 200.0
+        assert c.convention == "script"  # the authors' WRN script's normalization
 
 
 @pytest.mark.parametrize("figure,schedule", [("fig1c", "constant"), ("figS10", "step")])
-def test_wrn_autol2_cpu_scale_compares_at_one_budget(figure, schedule):
+def test_wrn_autol2_cpu_scale_compares_at_one_budget_of_thousands_of_steps(figure, schedule):
     runs = autol2_runs(figure, "cpu")
-    everything = [c for label in runs for c in runs[label]]
-    assert {(budget_epochs(c), c.lr_schedule, c.eta) for c in everything} == {
-        (100.0, schedule, 0.2)
+    autos = check_presets(runs, "wrn")
+    everything = [*autos, *runs["wrn/fixed"]]
+    assert {(budget_epochs(c), c.lr_schedule, c.eta, c.convention) for c in everything} == {
+        (125.0, schedule, 0.2, "sm")
+    }
+    assert {total_steps(budget_epochs(c), c.data.n_train, c.batch_size) for c in everything} == {
+        2000
     }
     fixed = sorted(c.lam for c in runs["wrn/fixed"])
-    assert runs["wrn/autol2"][0].lam > max(fixed)  # AutoL2 starts above the whole grid
     assert decades(fixed) >= 2
     assert all(c.data.name == "cifar10" and c.model.options["width"] == 1 for c in everything)
-    assert all(c.model.options["bn_group"] == 0 for c in everything)  # batch 32: one group
+    assert all(c.model.options["bn_group"] == 0 for c in everything)  # one BatchNorm group
+
+
+def test_fig_s11_runs_fc_and_cnn_per_preset_for_thousands_of_steps():
+    for scale in ("cpu", "paper"):
+        runs = autol2_runs("figS11", scale)
+        for setting in ("fc", "cnn"):
+            mine = {k: v for k, v in runs.items() if k.startswith(f"{setting}/")}
+            autos = check_presets(mine, setting)
+            for c in [*autos, *mine[f"{setting}/fixed"]]:
+                n = c.data.n_train or 50000
+                assert total_steps(budget_epochs(c), n, c.batch_size) >= 1600
+                assert c.convention == "sm" and len({a.seed for a in autos}) == 2
 
 
 def test_every_file_is_a_sweep_or_names_a_runner_of_its_own():
@@ -283,3 +312,17 @@ def test_paper_scale_follows_the_spec():
     )
     assert any(t == pytest.approx(0.1 / lam) for lam, t in budgets)
     assert any(t == 200 for _, t in budgets)
+
+
+def test_every_training_file_says_which_normalization_it_follows():
+    """Issue 17: the SM's CE/(2k) or the authors' script's CE/k; the WRN files follow the
+    script at paper scale (it ran them), everything at CPU scale the SM's."""
+    for name, run in FIGURES.items():
+        if run != SWEEP_RUNNER:
+            continue
+        assert "Convention" in file_path(name).read_text(), name
+        runs = [c for _, s in load_experiment(name, "cpu").sweeps for c in s.runs]
+        assert {c.convention for c in runs} == {"sm"}, name
+        for _, sweep in load_experiment(name, "paper").sweeps:
+            for c in sweep.runs:
+                assert c.convention == ("script" if c.model.name == "wrn" else "sm"), name
