@@ -69,13 +69,15 @@ def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):
     code, stdout, _ = run_cli(
         [*argv, "--autol2", "--autol2-period", "2", "--json", "--out", str(out)]
     )
-    assert code in (0, None) and json.loads(stdout)["lam"] == 0.0  # no --lam: the preset's start
+    summary = json.loads(stdout)
+    assert code in (0, None) and summary["lam"] == 0.0  # no --lam: the preset's start
     header, *rows = out.read_text().splitlines()
     lam = np.array([float(r.split(",")[header.split(",").index("lam_now")]) for r in rows])
     eta = float(TINY[TINY.index("--eta") + 1])
     steps = 4 * 64 // 16  # --epochs 4 of --n-train 64 at --batch-size 16
     assert lam[0] == pytest.approx(step_scale_lam0(eta, 0.0, 2, budget_steps=steps), rel=1e-6)
     assert np.all(np.diff(lam) <= 0)
+    assert (summary["lam_start"], summary["lam_final"]) == (lam[0], lam[-1])
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,9 @@ class RunResult:
         out.pop("config")
         out["eta"], out["lam"] = self.config.eta, self.config.lam
         out["epochs"] = float(self.curve["epoch"][-1]) if len(self.curve["epoch"]) else 0.0
+        if self.config.autol2 and len(self.curve["lam_now"]):  # λ₀ may be the preset's (lam 0)
+            out["lam_start"] = float(self.curve["lam_now"][0])
+            out["lam_final"] = float(self.curve["lam_now"][-1])
         return out
 
     def to_csv(self, path: str | os.PathLike) -> None:
