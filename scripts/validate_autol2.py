@@ -12,7 +12,7 @@ kept), then writes, per setting and AutoL2 variant:
 - whether that difference is within the issue's tolerance: ≥ −0.5 points, or ≥ −1 standard
   error of the test set (``√(p(1−p)/n_test)`` at the best fixed accuracy), whichever is looser;
 - the epochs each needs to reach (best fixed accuracy − 1 point);
-- AutoL2's final λ, and whether each fit the training set (training accuracy 1).
+- AutoL2's start and final λ, and whether each fit the training set (training accuracy 1).
 
     python scripts/validate_autol2.py --data-dir ../shared/data --stores DIR --out DIR
     python scripts/validate_autol2.py ... --only fc64-mnist-b16   # one setting
@@ -88,7 +88,8 @@ def summarize(name: str, sweeps: list[tuple[str, Sweep]], runs: pd.DataFrame, cu
     for variant in VARIANTS[1:]:
         auto = mine[mine["variant"] == variant].set_index("seed")
         diff = (auto["best_test_acc"] - best["best_test_acc"]).dropna()
-        last = curves[curves["hash"].isin(auto["hash"])].groupby("hash")["lam_now"].last()
+        lams = curves[curves["hash"].isin(auto["hash"])].sort_values("step", kind="stable")
+        first, last = (lams.groupby("hash")["lam_now"].agg(f) for f in ("first", "last"))
         rows.append(
             {
                 "setting": name,
@@ -101,6 +102,7 @@ def summarize(name: str, sweeps: list[tuple[str, Sweep]], runs: pd.DataFrame, cu
                 "passes": bool(len(diff) and diff.mean() >= -max(TOLERANCE, se)),
                 "autol2_epochs_to_reach": _mean(reach.reindex(auto["hash"])),
                 "fixed_epochs_to_reach": _mean(reach.reindex(best["hash"])),
+                "autol2_start_lam": float(f"{first.mean():.4g}") if len(first) else math.nan,
                 "autol2_final_lam": float(f"{last.mean():.4g}") if len(last) else math.nan,
                 "autol2_fits": float((auto["max_train_acc"] >= FIT).mean()),
                 "fixed_fits": float((best["max_train_acc"] >= FIT).mean()),

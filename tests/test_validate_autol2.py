@@ -41,4 +41,6 @@ def test_the_script_trains_every_variant_and_pairs_them_by_seed(tmp_path):
     assert table["best_fixed_acc"].iloc[0] == round(fixed.max(), 4)
     auto = runs[runs["lam"] == 0].sort_values("seed")  # AutoL2 runs: lam 0 = the preset's start
     assert len(auto) == 2 * len(script.AUTOL2_VARIANTS)
+    paper = table.set_index("autol2").loc["autol2-paper"]
+    assert (paper["autol2_start_lam"], paper["autol2_final_lam"] <= 0.1) == (0.1, True)
     assert (tmp_path / "out" / "autol2_validation.md").stat().st_size > 0
