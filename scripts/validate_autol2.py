@@ -2,8 +2,8 @@
 fixed λ of a half-decade grid, at the same budget, on settings it was not designed on?
 
 For every setting of ``scripts/autol2_validation.toml`` and every seed, the script trains the
-fixed-λ grid and AutoL2 in each variant (:data:`AUTOL2_VARIANTS`: the default start, the
-``paper`` and ``authors-code`` presets, and the default start measuring the whole training set)
+fixed-λ grid and AutoL2 in each variant (:data:`AUTOL2_VARIANTS`: the default preset, the
+``paper`` and the ``authors-code`` presets)
 into one resumable store per setting and variant (kill it and run it again: finished runs are
 kept), then writes, per setting and AutoL2 variant:
 
@@ -43,7 +43,6 @@ AUTOL2_VARIANTS = {
     "autol2": {"autol2": True},
     "autol2-paper": {"autol2": True, "autol2_preset": "paper"},
     "autol2-authors": {"autol2": True, "autol2_preset": "authors-code"},
-    "autol2-train": {"autol2": True, "autol2_measure": "train"},
 }
 VARIANTS = ("fixed", *AUTOL2_VARIANTS)
 TOLERANCE = 0.005  # half a point of test accuracy

@@ -78,9 +78,10 @@ def test_the_budget_aware_start_is_a_margin_above_the_prediction():
 
 
 def test_presets_start_and_rule_as_documented():
+    lam0 = step_scale_lam0(0.5, 0.9, 10, budget_steps=300)
     assert preset("default", 0.5, 0.9, 10, budget_steps=300) == (
-        step_scale_lam0(0.5, 0.9, 10, budget_steps=300), math.inf, False, False)  # fmt: skip
-    assert preset("paper", 0.5) == (0.1, 1.0, False, False)
-    assert preset("authors-code", 0.5) == (0.1, math.inf, True, True)
+        lam0, math.inf, False, False, "subset")  # fmt: skip
+    assert preset("paper", 0.5) == (0.1, 1.0, False, False, "minibatch")
+    assert preset("authors-code", 0.5) == (0.1, math.inf, True, True, "minibatch")
     with pytest.raises(ConfigError, match="autol2_preset"):
         preset("bogus", 0.5)

@@ -62,6 +62,20 @@ def test_fields_added_later_enter_the_hash_only_when_set():
     assert config_dict(set_one)["autol2_preset"] == "paper" and run_hash(set_one) != run_hash(run)
 
 
+def test_runs_of_the_default_autol2_preset_name_its_rules_version():
+    """A change of the default preset's rules changes its runs' hashes: a store never keeps a
+    run trained under older rules as current. Other presets and fixed λ are unaffected."""
+    from l2dynamics.config import AUTOL2_DEFAULT_RULES
+    from l2dynamics.sweep.spec import config_dict
+
+    run = parse_sweep(tomllib.loads(BASE)).runs[0]
+    auto = dataclasses.replace(run, autol2=True, budget_c=None, budget_epochs=3.0)
+    assert config_dict(auto)["autol2_default_rules"] == AUTOL2_DEFAULT_RULES
+    assert "autol2_default_rules" not in config_dict(run)
+    paper = dataclasses.replace(auto, autol2_preset="paper")
+    assert "autol2_default_rules" not in config_dict(paper)
+
+
 def test_a_sweep_file_reaches_every_autol2_option_and_the_convention():
     text = """
 name = "t"

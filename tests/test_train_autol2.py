@@ -92,6 +92,22 @@ def test_a_fixed_subset_is_drawn_once_per_run():
     assert len(rows) == 50  # distinct examples of the training set
 
 
+def test_the_default_preset_measures_a_fixed_subset_the_papers_its_minibatch():
+    from l2dynamics.train.run import autol2_measure
+
+    assert autol2_measure(CFG) == "subset"
+    assert autol2_measure(dataclasses.replace(CFG, autol2_preset="paper")) == "minibatch"
+    assert autol2_measure(dataclasses.replace(CFG, autol2_preset="authors-code")) == "minibatch"
+    assert autol2_measure(dataclasses.replace(CFG, autol2_measure="train")) == "train"
+    assert autol2_measure(dataclasses.replace(CFG, autol2=False)) == "minibatch"
+    # a subset as large as the training set is the training set: the same run, bit for bit
+    small = dataclasses.replace(CFG, batch_size=32, budget_epochs=10)
+    default = train(small).curve
+    whole = train(dataclasses.replace(small, autol2_measure="train")).curve
+    np.testing.assert_array_equal(default["lam_now"], whole["lam_now"])
+    np.testing.assert_array_equal(default["test_acc"], whole["test_acc"])
+
+
 def test_a_sweep_trains_runs_measuring_beyond_their_minibatch_alone():
     from l2dynamics.sweep.chunks import Context, plan
 

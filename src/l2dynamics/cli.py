@@ -335,7 +335,8 @@ RUN_OPTIONS = _field_defaults(
                 type=click.Choice(AUTOL2_MEASURES),
                 show_default=True,
                 help="What AutoL2 measures: the step's minibatch, a fixed subset of "
-                "--autol2-measure-size training examples, or the whole training set.",
+                "--autol2-measure-size training examples, or the whole training set (default: "
+                "the preset's; subset for default, minibatch for paper and authors-code).",
             ),
         ),
         (

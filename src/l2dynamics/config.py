@@ -39,8 +39,14 @@ PAPER_LAM0 = 0.1
 # What AutoL2 measures every period, at the parameters before that step's update: the step's
 # own minibatch (SPEC §3 and the authors' script, which draws the minibatch that the update then
 # trains on), a fixed random subset of ``autol2_measure_size`` training examples, or the whole
-# training set (both without augmentation).
+# training set (both without augmentation). Unset (None), the preset's: "subset" for "default",
+# "minibatch" for "paper" and "authors-code".
 AUTOL2_MEASURES = ("minibatch", "subset", "train")
+# The version of the "default" preset's rules (start and measurement). It enters the hash of
+# every run that uses that preset, so that a store never keeps a run trained under older rules
+# as if it were current: 1, the reaction bound alone, minibatch measurements; 2, with the budget
+# floor; 3, measuring a fixed subset of the training set (issue 17's validation).
+AUTOL2_DEFAULT_RULES = 3
 
 # Defaults of the command line that differ from the fields' below on purpose (`l2dyn train`
 # reads them from here). The field's ``lam = 0.0`` (no L2) is the neutral value for library
@@ -115,7 +121,8 @@ class TrainConfig:
     ``autol2_start_refractory`` (start inside a refractory period ``r/λ₀``),
     ``autol2_initial_best_loss`` (+∞ by SPEC §3; the ``"paper"`` preset sets 1).
     ``autol2_measure`` is what the controller measures (:data:`AUTOL2_MEASURES`):
-    ``"minibatch"``, ``"subset"`` (``autol2_measure_size`` examples) or ``"train"``. A run
+    ``"minibatch"``, ``"subset"`` (``autol2_measure_size`` examples, the whole set when it is
+    smaller) or ``"train"``; None, the preset's (``"subset"`` for ``"default"``). A run
     measuring more than its minibatch trains alone in a sweep, not in a pool, where the
     measurement would be computed at every step.
 
@@ -151,7 +158,7 @@ class TrainConfig:
     autol2_count_ties: bool | None = None
     autol2_start_refractory: bool | None = None
     autol2_initial_best_loss: float | None = None
-    autol2_measure: str = "minibatch"
+    autol2_measure: str | None = None
     autol2_measure_size: int = 1024
     autol2_lam_pred: float | None = None
 
@@ -272,7 +279,6 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "l2_mask": L2_MASKS,
         "measure": MEASURE_KINDS,
         "autol2_preset": AUTOL2_PRESETS,
-        "autol2_measure": AUTOL2_MEASURES,
         "convention": CONVENTIONS,
     }
     for name, allowed in choices.items():
@@ -307,6 +313,11 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         _require(
             best is None or (not math.isnan(best) and best > 0),
             f"autol2_initial_best_loss must be > 0 (got {best})",
+        )
+        measure = cfg.autol2_measure
+        _require(
+            measure is None or measure in AUTOL2_MEASURES,
+            f"unknown autol2_measure {measure!r} (choose from {', '.join(AUTOL2_MEASURES)})",
         )
         size = cfg.autol2_measure_size
         _require(size >= 1, f"autol2_measure_size must be >= 1 (got {size})")

@@ -31,6 +31,19 @@ reaction bound alone started the BatchNorm CNN's short budget below its best fix
 floor was validated again). It changes the start of budgets under ``n₀/δ`` steps only. It uses
 only the optimizer's step scale, the controller's period and the budget: no data.
 
+**What it measures.** The controller decays λ when two measurements in a row rise above the
+best one before them. The best is the minimum of all earlier measurements; on a fresh minibatch
+each time, it is the minimum of noisy samples, biased low, and once the training loss falls
+more slowly than its minibatch noise, two rises in a row come by chance and decay λ by ×10
+for nothing. The paper measured minibatches of 1024 images, where that noise is small. The
+default preset measures a fixed subset of ``autol2_measure_size`` = 1024 training examples
+instead (the whole training set when it is smaller), drawn once per run: the same examples at
+every measurement, so a rise is a rise of the training loss, not of the sample. This was changed
+openly during issue 17's validation, after a BatchNorm CNN at batch 64 decayed λ by two decades
+from its minibatch measurements and lost to the best fixed λ, and measuring its whole training
+set did not (``benchmarks/RESULTS-autol2-validation.md``); the issue itself had measured spurious
+decays from minibatches of 32.
+
 Where a calibration run is affordable, the budget-aware start :func:`budget_lam0` is
 ``m·λ_pred`` with ``λ_pred = c/(η·T)`` from ``predict-l2``.
 """
@@ -104,12 +117,14 @@ def budget_lam0(lam_pred: float, margin: float = BUDGET_MARGIN) -> float:
 
 class Preset(NamedTuple):
     """Where an AutoL2 preset starts when λ₀ is not given, and its controller rules: λ₀, the
-    initial best loss, whether ties count as rises, whether the run starts refractory."""
+    initial best loss, whether ties count as rises, whether the run starts refractory, and what
+    it measures (:data:`l2dynamics.config.AUTOL2_MEASURES`)."""
 
     lam0: float
     initial_best_loss: float
     count_ties: bool = False
     start_refractory: bool = False
+    measure: str = "minibatch"
 
 
 def preset(
@@ -122,8 +137,9 @@ def preset(
     """The AutoL2 preset ``name`` (:data:`l2dynamics.config.AUTOL2_PRESETS`) for SGD at η, μ,
     measuring every ``period`` steps, over a budget of ``budget_steps`` steps:
 
-    - ``"default"``: the scale-aware :func:`step_scale_lam0`, the best loss at +∞ and SPEC §3's
-      strict comparisons;
+    - ``"default"``: the scale-aware :func:`step_scale_lam0`, the best loss at +∞, SPEC §3's
+      strict comparisons, and measurements on a fixed subset of the training set (see the
+      module docstring);
     - ``"paper"``: the SM's Algorithm 1 as listed, λ₀ = 0.1 and the best loss at 1;
     - ``"authors-code"``: what the authors' script (``jax_wideresnet_exps.py``) does when it is
       given the paper's λ₀ = 0.1: a tie with the best counts as a rise (``<=``/``>=``), the run
@@ -133,7 +149,7 @@ def preset(
     """
     if name == "default":
         lam0 = step_scale_lam0(eta, momentum, period, budget_steps=budget_steps)
-        return Preset(lam0, math.inf)
+        return Preset(lam0, math.inf, measure="subset")
     if name == "paper":
         return Preset(PAPER_LAM0, 1.0)
     if name == "authors-code":

@@ -21,6 +21,7 @@ from l2dynamics.sweep.plan import group_key, plan_chunks, pool_lanes
 from l2dynamics.train.run import (
     Program,
     RunResult,
+    autol2_measure,
     build_program,
     load_data,
     run_program,
@@ -87,7 +88,7 @@ def plan(
         vec = vectorize
         if vec is None and stepwise_dispatch(cfg0.model.name):
             vec = False  # vmapped convolutions on XLA:CPU cost more than runs one by one
-        if cfg0.autol2 and cfg0.autol2_measure != "minibatch":
+        if autol2_measure(cfg0) != "minibatch":
             vec = False  # lanes at different steps: vmap would measure at every step
         lanes = pool_lanes(totals, n_params, vectorize=vec)
         if split or lanes == 1:  # one by one: a chunk per run, shortest first

@@ -40,7 +40,14 @@ from typing import Any
 
 import numpy as np
 
-from l2dynamics.config import DataConfig, ModelConfig, TrainConfig, from_dict, validate
+from l2dynamics.config import (
+    AUTOL2_DEFAULT_RULES,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+    validate,
+)
 from l2dynamics.errors import ConfigError
 from l2dynamics.models import build_model
 
@@ -75,13 +82,17 @@ LATER_FIELDS = (
 
 
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """A run's configuration as plain JSON-able data (:data:`LATER_FIELDS` only when set)."""
+    """A run's configuration as plain JSON-able data (:data:`LATER_FIELDS` only when set; an
+    AutoL2 run of the "default" preset also names the version of that preset's rules,
+    :data:`l2dynamics.config.AUTOL2_DEFAULT_RULES`, so that a change of them changes its hash)."""
     out = dataclasses.asdict(cfg)
     out["model"]["options"] = dict(cfg.model.options)
     defaults = TrainConfig()
     for name in LATER_FIELDS:
         if out[name] == getattr(defaults, name):
             del out[name]
+    if cfg.autol2 and cfg.autol2_preset == "default":
+        out["autol2_default_rules"] = AUTOL2_DEFAULT_RULES
     return out
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "Program",
     "RunBook",
     "RunResult",
+    "autol2_measure",
     "build_program",
     "controller_options",
     "device_data",
@@ -156,7 +157,7 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         mixup_alpha=d.mixup_alpha,
         l2_scale=l2_scale(cfg.convention),
         controller=controller_options(cfg, lam0=AutoL2Options.lam0),
-        measure_source=cfg.autol2_measure,
+        measure_source=autol2_measure(cfg),
         measure_size=cfg.autol2_measure_size,
         eval_batch=eval_batch_size(cfg, ds),
     )
@@ -236,6 +237,16 @@ def controller_options(
         count_ties=_given(cfg.autol2_count_ties, rules.count_ties),
         start_refractory=_given(cfg.autol2_start_refractory, rules.start_refractory),
     )
+
+
+def autol2_measure(cfg: TrainConfig) -> str:
+    """What the AutoL2 controller of ``cfg`` measures: ``cfg.autol2_measure``, else its
+    preset's (:data:`l2dynamics.config.AUTOL2_MEASURES`); ``"minibatch"`` without AutoL2."""
+    if not cfg.autol2:
+        return "minibatch"
+    if cfg.autol2_measure is not None:
+        return cfg.autol2_measure
+    return preset(cfg.autol2_preset, cfg.eta, cfg.momentum, cfg.autol2_period).measure
 
 
 def _given(value: Any, preset_value: Any) -> Any:
