@@ -115,7 +115,8 @@ def get_batch(spec: StepSpec, data: DeviceData, key: jax.Array, step: jax.Array)
 
 
 def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper) -> TrainState:
-    """One step ``θ ← θ − η_t(v)``, ``v ← μv + ∇L_data + λθ`` at ``η_t = η₀·schedule(step)``.
+    """One step ``θ ← θ − η_t(v)``, ``v ← μv + ∇L_data + s·λθ`` at ``η_t = η₀·schedule(step)``,
+    with ``s = spec.l2_scale`` (1; 2 in the script convention).
 
     With AutoL2 (``spec.controller``), λ is the controller's: every ``period`` steps (at steps
     0, k, 2k, …) the bare loss and error at the parameters before this update, on this step's
