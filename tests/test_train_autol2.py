@@ -27,21 +27,20 @@ CFG = TrainConfig(
 )
 
 
+def replayed(curve) -> list[float]:
+    """CFG's controller replayed on a curve's whole-training-set measurements."""
+    errors = 1.0 - curve["train_acc"]
+    return replay(curve["step"], curve["train_loss"], errors, lam0=0.05, decay=10.0,
+                  refractory=0.05, period=K)  # fmt: skip
+
+
 def test_lambda_schedule_is_the_controller_replayed_on_the_measurements():
     """Full batch: the controller's minibatch measurement at step s is the training-set loss
     and error at step s, which the curve records; replaying them gives the curve's λ."""
     r = train(CFG)
     c = r.curve
     assert np.all(np.diff(c["step"]) == K)
-    lams = replay(
-        c["step"],
-        c["train_loss"],
-        1.0 - c["train_acc"],
-        lam0=0.05,
-        decay=10.0,
-        refractory=0.05,
-        period=K,
-    )
+    lams = replayed(c)
     # the row at step s is measured before the update of step s: it shows λ after the
     # controller has seen the measurements at steps 0, K, …, s − K
     np.testing.assert_allclose(c["lam_now"][1:], lams[:-1], rtol=1e-6)
@@ -59,15 +58,7 @@ def test_measuring_the_training_set_replays_from_the_curves_whole_set_measuremen
         CFG, batch_size=32, budget_epochs=40, autol2_measure=source, autol2_measure_size=128
     )
     c = train(cfg).curve
-    lams = replay(
-        c["step"],
-        c["train_loss"],
-        1.0 - c["train_acc"],
-        lam0=0.05,
-        decay=10.0,
-        refractory=0.05,
-        period=K,
-    )
+    lams = replayed(c)
     np.testing.assert_allclose(c["lam_now"][1:], lams[:-1], rtol=1e-6)
     assert c["lam_now"][-1] < 0.05
     mini = train(dataclasses.replace(cfg, autol2_measure="minibatch")).curve
