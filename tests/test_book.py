@@ -19,7 +19,7 @@ def metrics(test_acc, train_loss=1.0):
 
 
 def test_the_book_measures_on_schedule_and_ends_at_its_budget():
-    book = RunBook(CFG, 64, 16)
+    book = RunBook(CFG, 64, 16, 500)
     assert (book.total, list(book.schedule)) == (10, [0, 5, 10])
     assert book.gap() == 0
     row = book.record(metrics(0.2), 0.01)
@@ -41,11 +41,11 @@ def test_the_book_measures_on_schedule_and_ends_at_its_budget():
 
 
 def test_divergence_on_the_device_or_in_a_measurement_ends_the_run():
-    book = RunBook(CFG, 64, 16)
+    book = RunBook(CFG, 64, 16, 500)
     book.record(metrics(0.2), 0.01)
     assert book.trained(4, 3)  # the device saw a non-finite minibatch loss at step 3
     assert book.result().diverged_step == 3 and book.result().status == "diverged"
-    book = RunBook(CFG, 64, 16)
+    book = RunBook(CFG, 64, 16, 500)
     book.record(metrics(0.2), 0.01)
     book.trained(5, -1)
     book.record(metrics(0.1, train_loss=math.inf), 0.01)
@@ -54,8 +54,11 @@ def test_divergence_on_the_device_or_in_a_measurement_ends_the_run():
 
 def test_the_peak_aware_stop_ends_a_run_past_its_peak():
     cfg = dataclasses.replace(CFG, budget_epochs=25.0, measure_every=4, peak_stop=2.0)
-    book = RunBook(cfg, 64, 16)
+    book = RunBook(cfg, 64, 16, 500)
     for step, acc in zip((0, 4, 8), (0.2, 0.8, 0.5), strict=True):
         book.trained(step, -1)
         book.record(metrics(acc), 0.01)
+    assert not book.ended  # past the paper's t* (epoch 1), but one window on is not measured
+    book.trained(12, -1)
+    book.record(metrics(0.5), 0.01)  # epoch 3: more than a factor 10^0.1 past epoch 2
     assert book.ended and book.result().stopped_at_peak and book.result().t_star_step == 4

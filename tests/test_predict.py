@@ -50,7 +50,7 @@ def _result(eta: float, lam: float, peak_epoch: int, epochs: int = 40, status: s
             }
         )
     diverged = epochs if status == "diverged" else None
-    return result_of(cfg, rows, epochs + 10, float(epochs + 10), diverged, 1.0, epochs)
+    return result_of(cfg, rows, epochs + 10, float(epochs + 10), diverged, 1.0, epochs, 500)
 
 
 @pytest.mark.parametrize(

@@ -12,19 +12,35 @@ from l2dynamics.train.stopping import passed_peak
 from l2dynamics.train.vector import train_vectorized
 
 
+def _peaked(end: float) -> tuple[np.ndarray, np.ndarray]:
+    """A curve that rises to 0.9 at epoch 10, falls clearly after 40, measured up to ``end``."""
+    epochs = np.concatenate([[0.0], np.geomspace(1, end, int(60 * np.log10(end)) + 2)])
+    acc = np.where(epochs < 10, 0.1 + 0.08 * epochs, 0.9)
+    acc = np.where(epochs > 40, 0.6, acc)
+    return epochs, acc
+
+
 @pytest.mark.parametrize(
     "epochs,acc,expected",
     [
-        ([0, 1, 2, 4], [0.1, 0.9, 0.85, 0.7], True),  # 4 ≥ 2·1 and 0.7 ≤ 0.9 − 0.01
-        ([0, 2, 3, 3.5], [0.1, 0.9, 0.85, 0.7], False),  # 3.5 < 2·t* = 4
-        ([0, 1, 2, 4], [0.1, 0.9, 0.85, 0.895], False),  # within the drop
-        ([0, 1, 2, 4], [0.1, 0.8, 0.85, 0.9], False),  # still rising: t* is the last epoch
-        ([0, 1, 2, 4], [0.1, 0.9, 0.9, 0.7], True),  # t* is the FIRST epoch of the maximum
+        (*_peaked(200.0), True),  # past both t*: 200 ≥ 2·10, 0.6 ≤ 0.9 − 0.01, band settled
+        ([0, 1], [0.07, 0.048], False),  # the paper's t* = 0 (before training) is no peak
+        ([0, 1, 2, 4], [0.1, 0.9, 0.85, 0.7], True),  # sparse: each window holds one point
+        ([0, 1, 2, 2.2], [0.1, 0.9, 0.85, 0.7], False),  # 2.2 is within a window of 2
         ([0], [0.5], False),
     ],
 )
 def test_passed_peak(epochs, acc, expected):
-    assert passed_peak(epochs, acc, factor=2.0, drop=0.01) is expected
+    assert passed_peak(epochs, acc, factor=2.0, drop=0.01, n_test=500) is expected
+
+
+def test_passed_peak_waits_for_the_end_of_a_plateau():
+    """The paper's t* (first maximum) early on a long plateau is not the end of the peak."""
+    epochs = np.geomspace(1, 1000, 200)
+    acc = np.where(epochs < 3, 0.5, 0.9)
+    acc[np.argmin(np.abs(epochs - 5))] = 0.92  # a one-image high early on the plateau
+    acc[-1] = 0.85  # and a dip at the end: the paper's rule alone would stop here
+    assert not passed_peak(epochs, acc, factor=3.0, drop=0.01, n_test=500)
 
 
 CFG = TrainConfig(

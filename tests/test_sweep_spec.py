@@ -76,6 +76,16 @@ def test_runs_of_the_default_autol2_preset_name_its_rules_version():
     assert "autol2_default_rules" not in config_dict(paper)
 
 
+def test_runs_with_the_peak_aware_stop_name_its_rules_version():
+    from l2dynamics.config import PEAK_STOP_RULES
+    from l2dynamics.sweep.spec import config_dict
+
+    run = parse_sweep(tomllib.loads(BASE)).runs[0]
+    stopped = dataclasses.replace(run, peak_stop=3.0)
+    assert config_dict(stopped)["peak_stop_rules"] == PEAK_STOP_RULES
+    assert "peak_stop_rules" not in config_dict(run)
+
+
 def test_a_sweep_file_reaches_every_autol2_option_and_the_convention():
     text = """
 name = "t"

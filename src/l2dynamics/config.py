@@ -47,6 +47,14 @@ AUTOL2_MEASURES = ("minibatch", "subset", "train")
 # as if it were current: 1, the reaction bound alone, minibatch measurements; 2, with the budget
 # floor; 3, measuring a fixed subset of the training set (issue 17's validation).
 AUTOL2_DEFAULT_RULES = 3
+# The version of the peak-aware stop's rule (:func:`l2dynamics.train.stopping.passed_peak`); it
+# enters the hash of every run with ``peak_stop`` set, for the same reason: 1, past the paper's
+# t* alone (it stopped a run at step 1 whose accuracy at step 0 happened to be its best); 2, also
+# past the near-peak interval of the toolkit's t* (:func:`l2dynamics.results.near_peak`).
+PEAK_STOP_RULES = 2
+# The full test set of each data set (examples): the standard error of a test accuracy, and so
+# the toolkit's t*, depends on it.
+TEST_SET_SIZES = {"digits": 500, "mnist": 10_000, "cifar10": 10_000}
 
 # Defaults of the command line that differ from the fields' below on purpose (`l2dyn train`
 # reads them from here). The field's ``lam = 0.0`` (no L2) is the neutral value for library
@@ -79,6 +87,12 @@ class DataConfig:
     flip: bool = False
     crop: int = 0
     mixup_alpha: float = 0.0
+
+
+def test_set_size(data: DataConfig) -> int:
+    """The number of test examples a run is measured on: ``n_test``, else the whole test set."""
+    full = TEST_SET_SIZES[data.name]
+    return full if data.n_test is None else min(int(data.n_test), full)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,13 +22,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from l2dynamics.config import TEST_SET_SIZES
 from l2dynamics.errors import DataError
 
 DATASETS = ("digits", "mnist", "cifar10")
 NUM_CLASSES = 10
 ENV_VAR = "L2DYN_DATA"
 
-DIGITS_N_TEST = 500
+DIGITS_N_TEST = TEST_SET_SIZES["digits"]
 DIGITS_SPLIT_SEED = 0
 
 MNIST_FILES = (

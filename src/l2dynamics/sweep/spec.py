@@ -42,6 +42,7 @@ import numpy as np
 
 from l2dynamics.config import (
     AUTOL2_DEFAULT_RULES,
+    PEAK_STOP_RULES,
     DataConfig,
     ModelConfig,
     TrainConfig,
@@ -84,7 +85,9 @@ LATER_FIELDS = (
 def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     """A run's configuration as plain JSON-able data (:data:`LATER_FIELDS` only when set; an
     AutoL2 run of the "default" preset also names the version of that preset's rules,
-    :data:`l2dynamics.config.AUTOL2_DEFAULT_RULES`, so that a change of them changes its hash)."""
+    :data:`l2dynamics.config.AUTOL2_DEFAULT_RULES`, and a run with the peak-aware stop the
+    version of its rule, :data:`l2dynamics.config.PEAK_STOP_RULES`, so that a change of either
+    changes the hash)."""
     out = dataclasses.asdict(cfg)
     out["model"]["options"] = dict(cfg.model.options)
     defaults = TrainConfig()
@@ -93,6 +96,8 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
             del out[name]
     if cfg.autol2 and cfg.autol2_preset == "default":
         out["autol2_default_rules"] = AUTOL2_DEFAULT_RULES
+    if cfg.peak_stop is not None:
+        out["peak_stop_rules"] = PEAK_STOP_RULES
     return out
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from l2dynamics.config import TrainConfig, budget_epochs
 from l2dynamics.files import atomic_path
 from l2dynamics.optim import eta_now, lr_factor
-from l2dynamics.results import CURVE_COLUMNS, first_peak
+from l2dynamics.results import CURVE_COLUMNS, first_peak, near_peak
 from l2dynamics.train.schedule import every_k, log_spaced, peak_window, relative_resolution
 from l2dynamics.train.stopping import passed_peak
 
@@ -34,8 +34,11 @@ from l2dynamics.train.stopping import passed_peak
 @dataclasses.dataclass
 class RunResult:
     """The measured curve (``curve[column]`` is a 1-D array, one entry per measurement) and the
-    run's summary. ``t_star_epochs`` is the epoch of the first measurement reaching the best test
-    accuracy; ``t_star_resolution`` is the relative gap to the next measurement there."""
+    run's summary. ``t_star_epochs`` is the paper's t*, the epoch of the first measurement
+    reaching the best test accuracy; ``t_star_resolution`` is the relative gap to the next
+    measurement there. ``t_star_robust_epochs`` is the toolkit's t*, the centre of the near-peak
+    interval [``t_star_robust_lo``, ``t_star_robust_hi``] (epochs; :func:`~l2dynamics.results.
+    near_peak`), ``t_star_robust_closed`` whether the curve was measured past that interval."""
 
     config: TrainConfig
     status: str
@@ -52,6 +55,10 @@ class RunResult:
     diverged_step: int | None
     wall_s: float
     stopped_at_peak: bool = False
+    t_star_robust_epochs: float = float("nan")
+    t_star_robust_lo: float = float("nan")
+    t_star_robust_hi: float = float("nan")
+    t_star_robust_closed: bool = False
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary (no curve)."""
@@ -104,14 +111,15 @@ class RunBook:
 
     Args:
         cfg: the run (validated).
-        n_train: training examples N; batch: the minibatch size B actually used.
+        n_train: training examples N; batch: the minibatch size B actually used; n_test: test
+            examples (the standard error of a test accuracy, for the toolkit's t*).
 
     The book's clock starts when it is made: a pool makes the books of all its runs at once,
     so their ``wall_s`` is the pool's time until each run ends.
     """
 
-    def __init__(self, cfg: TrainConfig, n_train: int, batch: int) -> None:
-        self.cfg, self.batch, self.n_train = cfg, batch, n_train
+    def __init__(self, cfg: TrainConfig, n_train: int, batch: int, n_test: int) -> None:
+        self.cfg, self.batch, self.n_train, self.n_test = cfg, batch, n_train, n_test
         self.epochs = budget_epochs(cfg)
         self.total = total_steps(self.epochs, n_train, batch)
         self.schedule = measure_steps(cfg, self.total)
@@ -175,14 +183,14 @@ class RunBook:
         if self.cfg.peak_stop is None:
             return False
         epochs, acc = [r["epoch"] for r in self.rows], [r["test_acc"] for r in self.rows]
-        return passed_peak(epochs, acc, self.cfg.peak_stop, self.cfg.peak_drop)
+        return passed_peak(epochs, acc, self.cfg.peak_stop, self.cfg.peak_drop, self.n_test)
 
     def result(self) -> RunResult:
         """The run's :class:`RunResult`; t* is the first maximum of test accuracy
         (:func:`~l2dynamics.results.first_peak`). A run that ends before its budget without
         diverging was stopped by the peak-aware stop."""
         return result_of(self.cfg, self.rows, self.total, self.epochs, self.diverged,
-                         time.perf_counter() - self._start, self.done)  # fmt: skip
+                         time.perf_counter() - self._start, self.done, self.n_test)  # fmt: skip
 
 
 def result_of(
@@ -193,9 +201,11 @@ def result_of(
     diverged: int | None,
     wall: float,
     steps_done: int,
+    n_test: int,
 ) -> RunResult:
     """The :class:`RunResult` of measured curve ``rows`` (budget ``total`` steps = ``epochs``
-    epochs; ``diverged``: the first non-finite step or None; ``wall`` in seconds)."""
+    epochs; ``diverged``: the first non-finite step or None; ``wall`` in seconds; ``n_test``
+    test examples)."""
     curve = {
         c: np.asarray([r[c] for r in rows], dtype=np.int64 if c == "step" else np.float64)
         for c in CURVE_COLUMNS
@@ -203,6 +213,7 @@ def result_of(
     acc, steps = curve["test_acc"], curve["step"]
     i = first_peak(acc)
     nan, measured = float("nan"), len(acc) > 0
+    peak = near_peak(curve["epoch"], acc, n_test)
     return RunResult(
         config=cfg,
         status="diverged" if diverged is not None else "done",
@@ -219,4 +230,8 @@ def result_of(
         diverged_step=diverged,
         wall_s=float(wall),
         stopped_at_peak=diverged is None and int(steps_done) < total,
+        t_star_robust_epochs=peak.t_star if peak else nan,
+        t_star_robust_lo=peak.lo if peak else nan,
+        t_star_robust_hi=peak.hi if peak else nan,
+        t_star_robust_closed=bool(peak and peak.closed),
     )

@@ -301,7 +301,7 @@ def run_program(
     cfg: TrainConfig, ds: Dataset, program: Program, *, progress: ProgressFn | None = None
 ) -> RunResult:
     """Run ``cfg`` with an already built :class:`Program` (reuse it across (η, λ))."""
-    book = RunBook(cfg, ds.n_train, program.spec.batch_size)
+    book = RunBook(cfg, ds.n_train, program.spec.batch_size, ds.n_test)
     state = init_state(cfg, program)
     train_with_book(book, state, run_hyper(book), program, ds, progress=progress)
     return book.result()

@@ -3,7 +3,8 @@
 The theory (SPEC §4) says learning switches off on the time scale 1/(η·λ): after the peak at
 t* ≈ c/(η·λ) epochs the test accuracy decays and does not come back. A run whose accuracy
 has fallen clearly below its best, well after that best, can stop without changing its t* or
-its best accuracy; the rule is validated against full-budget runs in ``benchmarks/``.
+its best accuracy; the rule is validated against full-budget runs in ``benchmarks/``. Its
+version, :data:`l2dynamics.config.PEAK_STOP_RULES`, enters the hash of runs that use it.
 """
 
 from __future__ import annotations
@@ -12,26 +13,35 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from l2dynamics.results import first_peak
+from l2dynamics.results import first_peak, near_peak
 
 
 def passed_peak(
-    epochs: Sequence[float], test_acc: Sequence[float], factor: float, drop: float
+    epochs: Sequence[float], test_acc: Sequence[float], factor: float, drop: float, n_test: int
 ) -> bool:
-    """Whether the measured curve has clearly passed its peak.
+    """Whether the measured curve has clearly passed its peak, by both t* definitions.
 
-    True when the last measurement is at an epoch ≥ ``factor`` × t* (t* = the epoch of the
-    first maximum of test accuracy so far) and its test accuracy is ≤ best − ``drop``.
+    True when (the paper's t*, :func:`~l2dynamics.results.first_peak`) the last measurement is
+    at an epoch ≥ ``factor`` × t* > 0 and its test accuracy is ≤ best − ``drop``, and (the
+    toolkit's, :func:`~l2dynamics.results.near_peak`) the near-peak interval is settled: the
+    curve has left it and been measured a smoothing window beyond, so that measuring on cannot
+    move it. Either alone is not enough: on a plateau the paper's t* may sit a decade before
+    the plateau's end, and a peak at epoch 0 (t* = 0) is passed by any later dip.
 
     Args:
         epochs: epochs of the measurements so far, increasing (shape (M,)).
         test_acc: test accuracy at each (fraction in [0, 1], shape (M,)).
         factor: how far past t* (a ratio of epochs, > 1) before stopping is allowed.
         drop: how far below the best (accuracy fraction) the last measurement must be.
+        n_test: the number of test examples the accuracy is measured on.
     """
     acc = np.asarray(test_acc, dtype=np.float64)
     best = first_peak(acc)
     if acc.size < 2 or best is None:
         return False
     t_star = float(epochs[best])
-    return bool(float(epochs[-1]) >= factor * t_star and acc[-1] <= acc[best] - drop)
+    paper = t_star > 0 and float(epochs[-1]) >= factor * t_star and acc[-1] <= acc[best] - drop
+    if not paper:
+        return False
+    peak = near_peak(epochs, acc, n_test)
+    return bool(peak is not None and peak.settled)

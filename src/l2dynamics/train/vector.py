@@ -103,7 +103,7 @@ class Pool:
         progress: ProgressFn | None,
     ) -> None:
         batch = program.spec.batch_size
-        self.books = [RunBook(c, ds.n_train, batch) for c in cfgs]
+        self.books = [RunBook(c, ds.n_train, batch, ds.n_test) for c in cfgs]
         self.ds, self.program, self.lanes = ds, program, lanes
         self.on_result, self.progress = on_result, progress
         self.eval_batch = eval_batch_size(cfgs[0], ds) if cfgs else 0
