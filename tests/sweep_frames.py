@@ -13,6 +13,7 @@ from l2dynamics.experiments.spec import Experiment
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ETAS = (0.1, 0.4)
+N_TEST = 500  # test examples of the hand-built runs (the digits' test set)
 LAMS = (0.0, 1e-3, 1e-2, 1e-1)
 
 
@@ -53,6 +54,7 @@ def synthetic_sweep():
             )
         )
     runs = pd.DataFrame(runs, columns=["hash", "status", "eta", "lam", "seed", "budget_epochs"])
+    runs["n_test"] = N_TEST
     return runs, pd.concat(curves, ignore_index=True)
 
 
@@ -123,6 +125,7 @@ def run_rows(curves, *, config=None, stopped=(), status=None, variant=None):
                 "final_test_acc": float(c["test_acc"].iloc[-1]),
                 "stopped_at_peak": int(run_hash in stopped),
                 "config": json.dumps(cfg),
+                "n_test": N_TEST,
             }
         )
     runs = pd.DataFrame(rows)

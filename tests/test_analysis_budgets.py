@@ -105,8 +105,7 @@ def test_calibration_uses_the_largest_lambda_and_the_fit_all_runs():
             "budget_epochs": 1000.0,
         }
     )
-    table["t_star_tau"] = table["t_star_epochs"] * table["eta"] * table["lam"]
-    out = B.calibration_c(table)
+    out = B.calibration_c(table, "paper")
     # λ = 1 peaked at the end of its budget: the calibration run is λ = 0.1 (it need not fit,
     # like the paper's 2-epoch run): c = 1·0.2·0.1 = 0.02
     assert out["calibration_lam"] == 0.1

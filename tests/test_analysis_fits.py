@@ -38,6 +38,8 @@ def synthetic_table(b=1.0, c=0.3, noise=0.1, seed=0, etas=ETAS, lams=LAMS):
             "budget_epochs": 10 * t,
             "t_star_epochs": t,
             "peak_inside": True,
+            "t_star_robust": t,  # both estimators see the same t*: these tests are of the fit
+            "robust_inside": True,
             "reached_train_acc_1": True,
             "eta_lam": eta * lam,
         }
@@ -103,15 +105,18 @@ def test_runs_outside_the_law_are_left_out():
     bad["status"] = ["done", "diverged", "done", "done", "done"]
     bad["reached_train_acc_1"] = [True, True, False, True, True]
     bad["peak_inside"] = [True, True, True, False, True]
+    bad["t_star_robust"], bad["robust_inside"] = bad["t_star_epochs"], bad["peak_inside"]
     both = pd.concat([table, bad], ignore_index=True)
-    assert usable_for_fit(both).tolist() == [True] * len(table) + [False] * 5
-    assert fit_tstar(both) == fit_tstar(table)
+    for estimator in ("paper", "robust"):
+        assert usable_for_fit(both, estimator).tolist() == [True] * len(table) + [False] * 5
+        assert fit_tstar(both, estimator=estimator) == fit_tstar(table, estimator=estimator)
 
 
 def test_peak_inside_falls_back_to_t_star_below_budget():
-    table = synthetic_table(noise=0.2).drop(columns="peak_inside")
+    table = synthetic_table(noise=0.2).drop(columns=["peak_inside", "robust_inside"])
     table.loc[0, "budget_epochs"] = table.loc[0, "t_star_epochs"]
-    assert usable_for_fit(table).tolist() == [False] + [True] * (len(table) - 1)
+    for estimator in ("paper", "robust"):
+        assert usable_for_fit(table, estimator).tolist() == [False] + [True] * (len(table) - 1)
 
 
 def test_too_few_usable_runs_raise_naming_the_cause():
@@ -207,3 +212,37 @@ def test_time_to_fit_leaves_out_lambda_zero_and_runs_that_never_fit():
 def test_log_slope_needs_two_distinct_positive_x():
     assert log_slope(np.array([1.0, 10.0, 100.0]), np.array([4.0, 0.4, 0.04])) == pytest.approx(-1)
     assert log_slope(np.array([1.0, 1.0, 0.0]), np.array([1.0, 2.0, 3.0])) is None
+
+
+def _seeded(table: pd.DataFrame, spreads: tuple[float, ...]) -> pd.DataFrame:
+    """``table`` repeated once per seed, its t* multiplied by each of ``spreads``."""
+    copies = []
+    for s, k in enumerate(spreads):
+        c = table.assign(seed=s, hash=table["hash"] + f"-{s}")
+        c["t_star_epochs"] = c["t_star_robust"] = c["t_star_epochs"] * k
+        copies.append(c)
+    return pd.concat(copies, ignore_index=True)
+
+
+def test_seeds_are_fitted_as_the_median_of_each_point():
+    table = synthetic_table(noise=0.2)
+    seeded = _seeded(table, (0.5, 1.0, 3.0))  # the median of each point is the one-seed t*
+    fit, alone = fit_tstar(seeded, n_boot=200), fit_tstar(table, n_boot=200)
+    assert (fit.slope, fit.c, fit.c_fixed_slope) == pytest.approx(
+        (alone.slope, alone.c, alone.c_fixed_slope), rel=1e-12
+    )
+    assert (fit.n_runs, fit.n_cells, fit.max_seeds) == (60, 20, 3)
+
+
+def test_seed_spread_widens_the_intervals():
+    table = synthetic_table(noise=0.05)
+    tight = fit_tstar(_seeded(table, (1.0, 1.0, 1.0)), n_boot=500)
+    spread = fit_tstar(_seeded(table, (0.3, 1.0, 3.0)), n_boot=500)
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(spread.c_fixed_slope_ci) > 3 * width(tight.c_fixed_slope_ci)
+    assert spread.c_fixed_slope == pytest.approx(tight.c_fixed_slope)  # the same medians
+
+
+def test_unknown_estimator_is_refused():
+    with pytest.raises(ValueError, match="estimator"):
+        fit_tstar(synthetic_table(), estimator="mean")

@@ -48,8 +48,9 @@ def curve(h, eta, lam, epochs, test_acc, train_acc=None, seed=0):
 
 
 def runs_frame(rows):
-    """Runs rows ``(hash, status, eta, lam, seed, budget_epochs)``."""
-    return pd.DataFrame(rows, columns=["hash", "status", "eta", "lam", "seed", "budget_epochs"])
+    """Runs rows ``(hash, status, eta, lam, seed, budget_epochs)`` on a test set of 500."""
+    frame = pd.DataFrame(rows, columns=["hash", "status", "eta", "lam", "seed", "budget_epochs"])
+    return frame.assign(n_test=500)
 
 
 def one_run_table(epochs, test_acc, train_acc=None, budget=None, status="done"):
@@ -191,6 +192,9 @@ def test_best_acc_vs_lam_averages_seeds_then_picks_the_best_eta():
     assert best_acc_vs_lam(table.iloc[:0]).empty
 
 
+DATA = {"name": "digits", "n_test": 300}
+
+
 def test_round_trip_through_a_real_store(tmp_path):
     path = tmp_path / "sweep.db"
     curves = {
@@ -200,7 +204,7 @@ def test_round_trip_through_a_real_store(tmp_path):
         "h1": curve("h1", 0.4, 0.0, [0, 1, 2], [0.2, 0.3, 0.4], [0, 0.9, 0.95]),
     }
     with RunStore(path) as store:
-        store.add_runs([(h, {"eta": c["eta"][0], "lam": c["lam"][0], "seed": 0})
+        store.add_runs([(h, {"eta": c["eta"][0], "lam": c["lam"][0], "seed": 0, "data": DATA})
                         for h, c in [*curves.items(), ("h2", curves["h0"])]])  # fmt: skip
         for h, c in curves.items():
             acc = c["test_acc"].to_numpy()

@@ -90,10 +90,18 @@ def test_quickstart_command_end_to_end(run_cli, tmp_path, tiny_experiment):
     out = tmp_path / "qs"
     code, stdout, stderr = run_cli(["quickstart", "--out", str(out), "--quiet"])
     assert code in (0, None), stderr
-    assert "slope" in stdout and "predicted λ" in stdout and "report.html" in stdout
+    assert "report.html" in stdout
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("slope", "c", "n_runs", "wall_s", "report", "lam_pred"):
+    for key in ("slope", "c", "n_runs", "wall_s", "report", "lam_pred", "paper", "n_test"):
         assert key in summary
+    lines = stdout.splitlines()
+    for estimator in ("t* (near-peak centre, the toolkit's):", "t* (first maximum, the paper's):"):
+        (line,) = [x for x in lines if x.startswith(estimator)]
+        assert ("slope" in line) or ("no fit" in line)
+    assert ("slope" in lines[1]) == (summary["slope"] is not None)
+    assert ("slope" in lines[2]) == (summary["paper"]["slope"] is not None)
+    assert ("predicted λ" in stdout) == (summary["lam_pred"] is not None)
+    assert "small test set: 100 images" in stdout
 
 
 def test_reproduce_command_json_and_bad_figure(run_cli, tmp_path, tiny_experiment):

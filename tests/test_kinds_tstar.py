@@ -36,4 +36,4 @@ def test_scaling_kind_without_enough_runs_notes_why(tmp_path):
     s = analyse(experiment("scaling"), run_rows(curves), curves, tmp_path)
     assert s.summary["slope"] is None and s.summary["c"] is None
     assert "lam_pred" not in s.summary
-    assert any(note.startswith("t* fit not possible: only 2 usable") for note in s.notes)
+    assert any(note.startswith("fit of t* not possible: only 2 usable") for note in s.notes)

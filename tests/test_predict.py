@@ -11,6 +11,7 @@ from l2dynamics.analysis.fits import c_from_run
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 from l2dynamics.errors import ConfigError
 from l2dynamics.predict import calibration_config, predict_l2, prediction_from_run
+from l2dynamics.results import near_peak
 from l2dynamics.train.run import result_of, train
 
 # A tiny setup whose calibration at λ = 0.05, η = 1 peaks after ~16 epochs and is stopped at
@@ -58,11 +59,18 @@ def _result(eta: float, lam: float, peak_epoch: int, epochs: int = 40, status: s
     [(1.0, 0.01, 20, 1000.0, None), (0.5, 0.02, 7, 250.0, None), (0.2, 0.01, 33, 80.0, 0.8)],
 )
 def test_lambda_pred_is_c_over_eta_t(eta, lam, peak, budget, eta_plan):
-    p = prediction_from_run(_result(eta, lam, peak), budget, eta=eta_plan)
+    result = _result(eta, lam, peak)
+    p = prediction_from_run(result, budget, eta=eta_plan)
     planned = eta if eta_plan is None else eta_plan
-    assert p.t_star_epochs == peak
-    assert p.c == pytest.approx(peak * eta * lam) == c_from_run(peak, eta, lam)
-    assert p.c_paper == pytest.approx(peak * lam)  # the paper's c = t*·λ at the calibration η
+    near = near_peak(result.curve["epoch"], result.curve["test_acc"], 500)
+    assert p.t_star_first_max == peak and p.c_first_max == pytest.approx(peak * eta * lam)
+    assert (p.t_star_epochs, p.t_star_interval) == (near.t_star, (near.lo, near.hi))
+    assert near.lo <= peak <= near.hi  # the tent's top lies in its near-peak interval
+    assert p.c == pytest.approx(near.t_star * eta * lam) == c_from_run(near.t_star, eta, lam)
+    assert p.c_interval == pytest.approx((near.lo * eta * lam, near.hi * eta * lam))
+    lo, hi = p.lam_pred_interval
+    assert lo == pytest.approx(p.c_interval[0] / (planned * budget)) and lo <= p.lam_pred <= hi
+    assert p.c_paper == pytest.approx(p.c / eta)  # the paper's c = t*·λ at the calibration η
     assert p.lam_pred == pytest.approx(p.c / (planned * budget))
     assert p.lam_pred_2c == pytest.approx(2 * p.lam_pred)
     # the defining property: the law t* = c/(η·λ) puts the predicted λ's peak at the budget
@@ -115,10 +123,12 @@ def test_calibration_stops_past_its_peak_and_measures_c(calibration):
     p = prediction_from_run(r, T)
     acc, epochs = r.curve["test_acc"], r.curve["epoch"]
     t_star = float(epochs[int(np.argmax(acc))])
-    assert p.peak_passed and 0 < p.t_star_epochs == t_star
+    assert p.peak_passed and 0 < p.t_star_first_max == t_star
     assert epochs[-1] >= 3.0 * t_star and acc[-1] <= acc.max() - 0.01  # the stop rule held
+    assert near_peak(epochs, acc, BASE.data.n_test).settled  # and the near-peak interval settled
+    assert p.t_star_interval[0] <= p.t_star_epochs <= p.t_star_interval[1]
     assert p.cal_epochs == epochs[-1] < 4.0 / (BASE.eta * CAL_LAM)  # before the cap
-    assert p.c == pytest.approx(t_star * BASE.eta * CAL_LAM)
+    assert p.c == pytest.approx(p.t_star_epochs * BASE.eta * CAL_LAM)
     assert p.lam_pred == pytest.approx(p.c / (BASE.eta * T))
     assert p.cost_fraction == pytest.approx(p.cal_epochs / T)
     assert 0 <= p.t_star_resolution <= BASE.measure_resolution + 1e-9

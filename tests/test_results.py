@@ -42,7 +42,7 @@ def test_smoothed_accuracy_is_the_window_mean_in_log_time():
 def test_near_peak_is_the_centre_of_the_band_within_one_standard_error():
     epochs = np.array([1, 2, 3, 4, 5, 6, 7, 8], dtype=float)
     acc = np.array([0.2, 0.5, 0.89, 0.90, 0.89, 0.60, 0.3, 0.2])
-    p = near_peak(epochs, acc, n_test=400, window=1e-6)  # no smoothing: windows hold one point
+    p = near_peak(epochs, acc, n_test=400, window=1e-6, band_se=1.0)  # windows hold one point
     se = np.sqrt(0.9 * 0.1 / 400)  # 0.015: 0.89 is within it, 0.5 and 0.6 are not
     assert (p.lo, p.hi) == (3.0, 5.0) and p.level == pytest.approx(0.90)
     assert p.se == pytest.approx(se)

@@ -613,15 +613,19 @@ def _prediction_text(p: Any) -> str:
     """A :class:`~l2dynamics.predict.Prediction` as a few aligned lines."""
     res = f"±{100 * p.t_star_resolution:.1f}%"
     how = "stopped past its peak" if p.peak_passed else "hit its cap before passing its peak"
+    near = "near-peak interval: accuracy within the test set's noise of its best"
     lines = [
         f"calibration       λ = {p.cal_lam:g}, η = {p.cal_eta:g}: {p.cal_epochs:.6g} epochs "
         f"({how}), {p.wall_s:.1f} s",
-        f"t* (epochs)       {p.t_star_epochs:.6g}   ({res})",
+        f"t* (epochs)       {p.t_star_epochs:.6g}   ({near}: {_interval(p.t_star_interval)})",
+        f"t* first maximum  {p.t_star_first_max:.6g}   (the paper's t*; {res})",
         f"best test acc     {p.best_test_acc:.4f}   (max train acc {p.max_train_acc:.4f})",
-        f"c = t*·η·λ        {p.c:.4g}   (dimensionless, τ units; {res})",
+        f"c = t*·η·λ        {p.c:.4g}   (dimensionless, τ units; {_interval(p.c_interval)}; "
+        f"{p.c_first_max:.4g} from the first maximum)",
         f"c_paper = t*·λ    {p.c_paper:.4g}   (the paper's c, at η = {p.cal_eta:g} only)",
         f"budget T          {p.budget_epochs:g} epochs at η = {p.eta:g}",
-        f"λ_pred = c/(η·T)  {p.lam_pred:.4g}",
+        f"λ_pred = c/(η·T)  {p.lam_pred:.4g}   (over the near-peak interval: "
+        f"{_interval(p.lam_pred_interval)})",
         f"λ_pred = 2c/(η·T) {p.lam_pred_2c:.4g}",
         f"cost              {p.cal_epochs:.6g} epochs = {100 * p.cost_fraction:.3g}% of T",
     ]
@@ -860,13 +864,12 @@ def _interval(ci: list[float] | None) -> str:
 def _quickstart_text(s: dict[str, Any]) -> str:
     """The quickstart's findings as a few lines of text."""
     lines = [f"{s['title']}: {s['n_runs']} runs in {s['wall_s']:.0f} s"]
-    if s.get("slope") is not None:
-        lines.append(
-            f"t* = c/(η·λ)^b fit over {s['n_fit_runs']} runs ({s['decades']:.2g} decades of η·λ): "
-            f"slope {s['slope']:.3f} (95% CI {_interval(s['slope_ci'])}), "
-            f"c {s['c']:.3g} (95% CI {_interval(s['c_ci'])}); with the slope held at −1, "
-            f"c = t*·η·λ = {s['c_slope_minus_1']:.3g} (95% CI {_interval(s['c_slope_minus_1_ci'])})"
-        )
+    agree = s.get("seed_agreement", {})
+    for name, fit, key in (
+        ("t* (near-peak centre, the toolkit's)", s, "robust"),
+        ("t* (first maximum, the paper's)", s.get("paper", {}), "paper"),
+    ):
+        lines.append(f"{name}: " + _fit_text(fit, agree.get(key, {})))
     lines += [f"note: {n}" for n in s.get("notes", [])]
     best = "  ".join(f"λ={k}: {v:.3f}" for k, v in s["best_acc_by_lam"].items())
     lines.append(f"best test accuracy (max over η): {best}")
@@ -877,6 +880,25 @@ def _quickstart_text(s: dict[str, Any]) -> str:
         )
     lines.append(f"report: {s['report']}   summary: {s['summary_json']}")
     return "\n".join(lines) + "\n"
+
+
+def _fit_text(fit: dict[str, Any], agree: dict[str, Any]) -> str:
+    """One estimator's t* = c/(η·λ)^b fit and seed agreement, as a line of text."""
+    seeds = (
+        f"; seeds differ on t* by a median {100 * agree['median']:.0f}%"
+        if agree.get("median") is not None
+        else ""
+    )
+    if fit.get("slope") is None:
+        return "no fit (see the notes)" + seeds
+    return (
+        f"fit over {fit['n_fit_runs']} runs at {fit['n_fit_points']} (η, λ) "
+        f"({fit['decades']:.2g} decades of η·λ; each the median of its seeds): "
+        f"slope {fit['slope']:.3f} (95% CI {_interval(fit['slope_ci'])}), "
+        f"c {fit['c']:.3g} (95% CI {_interval(fit['c_ci'])}); with the slope held at −1, "
+        f"c = t*·η·λ = {fit['c_slope_minus_1']:.3g} "
+        f"(95% CI {_interval(fit['c_slope_minus_1_ci'])})" + seeds
+    )
 
 
 def _progress(quiet: bool) -> Progress | LineProgress:

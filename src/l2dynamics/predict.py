@@ -36,12 +36,20 @@ class Prediction:
         eta: the planned run's learning rate η (the λ_pred below are for this η).
         cal_lam: the calibration run's λ.
         cal_eta: the calibration run's η.
-        t_star_epochs: the calibration's t* (epochs): first maximum of test accuracy.
-        t_star_resolution: relative uncertainty of t* from the measurement spacing (0.05 = ±5%);
-            c and λ_pred carry the same relative uncertainty.
-        c: ``t*·η_cal·λ_cal`` (dimensionless, τ units): t* ≈ c/(η·λ) at any η.
-        c_paper: ``t*·λ_cal`` (epochs·λ): the paper's c, valid at η = ``cal_eta`` only.
+        t_star_epochs: the calibration's t* (epochs): the toolkit's, the centre of the
+            near-peak interval (:func:`l2dynamics.results.near_peak`).
+        t_star_interval: that interval (epochs): the accuracy is within the test set's noise
+            of its best all through it, so the peak lies anywhere in it.
+        t_star_first_max: the paper's t* (epochs): the first maximum of test accuracy.
+        t_star_resolution: relative gap of the measurements at the paper's t* (0.05 = ±5%).
+        c: ``t*·η_cal·λ_cal`` (dimensionless, τ units) of the toolkit's t*: t* ≈ c/(η·λ) at
+            any η.
+        c_interval: c at the two ends of ``t_star_interval``.
+        c_first_max: c of the paper's t*.
+        c_paper: ``c/η_cal = t*·λ_cal`` (epochs·λ): the paper's way of writing c, valid at
+            η = ``cal_eta`` only.
         lam_pred: ``c/(η·T)``: the λ whose peak falls at the end of the budget.
+        lam_pred_interval: ``c/(η·T)`` at the two ends of ``c_interval``.
         lam_pred_2c: ``2c/(η·T)``: the paper's small-λ variant.
         cal_epochs: epochs the calibration trained.
         cost_fraction: ``cal_epochs/T`` (same batch size, so also a fraction of the steps).
@@ -58,10 +66,15 @@ class Prediction:
     cal_lam: float
     cal_eta: float
     t_star_epochs: float
+    t_star_interval: tuple[float, float]
+    t_star_first_max: float
     t_star_resolution: float
     c: float
+    c_interval: tuple[float, float]
+    c_first_max: float
     c_paper: float
     lam_pred: float
+    lam_pred_interval: tuple[float, float]
     lam_pred_2c: float
     cal_epochs: float
     cost_fraction: float
@@ -107,7 +120,8 @@ def calibration_config(
 def prediction_from_run(
     result: RunResult, budget_epochs: float, *, eta: float | None = None
 ) -> Prediction:
-    """The :class:`Prediction` of a finished calibration run for a budget of T epochs.
+    """The :class:`Prediction` of a finished calibration run for a budget of T epochs, from
+    the toolkit's t* (the near-peak centre) and its interval; the paper's t* beside it.
 
     Args:
         result: the calibration run (λ > 0, constant η).
@@ -121,24 +135,36 @@ def prediction_from_run(
     _positive("budget_epochs", budget_epochs)
     eta = cfg.eta if eta is None else eta
     _positive("eta", eta)
-    if result.status != "done" or not math.isfinite(result.t_star_epochs):
+    if result.status != "done" or not math.isfinite(result.t_star_robust_epochs):
         raise ConfigError(
             f"the calibration run (eta={cfg.eta:g}, lam={cfg.lam:g}) diverged at step "
             f"{result.diverged_step}: lower eta or the calibration lam"
         )
-    t_star = max(result.t_star_epochs, _one_step(result))  # a peak at step 0 is < 1 step away
-    c = c_from_run(t_star, cfg.eta, cfg.lam)
+    interval = (float(result.t_star_robust_lo), float(result.t_star_robust_hi))
+    c, c_lo, c_hi = (
+        c_from_run(t, cfg.eta, cfg.lam)
+        for t in (result.t_star_robust_epochs, *interval)  # after epoch 0: all > 0
+    )
+    first_max = max(result.t_star_epochs, _one_step(result))  # a peak at step 0 is < 1 step away
     cal_epochs = float(result.curve["epoch"][-1])
     return Prediction(
         budget_epochs=float(budget_epochs),
         eta=float(eta),
         cal_lam=cfg.lam,
         cal_eta=cfg.eta,
-        t_star_epochs=float(result.t_star_epochs),
+        t_star_epochs=float(result.t_star_robust_epochs),
+        t_star_interval=interval,
+        t_star_first_max=float(result.t_star_epochs),
         t_star_resolution=float(result.t_star_resolution),
         c=c,
+        c_interval=(c_lo, c_hi),
+        c_first_max=c_from_run(first_max, cfg.eta, cfg.lam),
         c_paper=c / cfg.eta,
         lam_pred=predict_lambda(c, eta, budget_epochs),
+        lam_pred_interval=(
+            predict_lambda(c_lo, eta, budget_epochs),
+            predict_lambda(c_hi, eta, budget_epochs),
+        ),
         lam_pred_2c=predict_lambda(2 * c, eta, budget_epochs),
         cal_epochs=cal_epochs,
         cost_fraction=cal_epochs / float(budget_epochs),
@@ -213,7 +239,10 @@ def _notes(result: RunResult) -> tuple[str, ...]:
             " carry over to small lam (try a smaller calibration lam)"
         )
     if result.t_star_step <= 0:
-        notes.append("the calibration peaked at initialization: c is an upper bound of 1 step")
+        notes.append(
+            "the calibration's first maximum is at initialization: its c_first_max is an upper "
+            "bound of 1 step"
+        )
     return tuple(notes)
 
 

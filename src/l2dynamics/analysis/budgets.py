@@ -30,7 +30,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from l2dynamics.analysis.fits import predict_lambda, usable_for_fit
+from l2dynamics.analysis.fits import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    predict_lambda,
+    usable_for_fit,
+)
 from l2dynamics.analysis.plotting import (
     Colors,
     figure,
@@ -295,8 +300,9 @@ def _optimal_row(
     return row
 
 
-def calibration_c(table: pd.DataFrame) -> dict[str, Any]:
-    """The constant c of t* ≈ c/(η·λ) (τ units), two ways, from a run table.
+def calibration_c(table: pd.DataFrame, estimator: str = DEFAULT_ESTIMATOR) -> dict[str, Any]:
+    """The constant c of t* ≈ c/(η·λ) (τ units), two ways, from a run table, with the t* of
+    ``estimator`` (a key of :data:`~l2dynamics.analysis.fits.ESTIMATORS`).
 
     - ``c_calibration``: t*·η·λ of the runs at the LARGEST λ whose peak lies inside the budget
       (geometric mean over their η and seeds): the paper's recipe, one cheap run at a large λ
@@ -318,23 +324,25 @@ def calibration_c(table: pd.DataFrame) -> dict[str, Any]:
     )
     if not len(table):
         return out
-    t = table["t_star_epochs"].to_numpy(np.float64)
-    inside = (table["status"] == "done") & table["peak_inside"].astype(bool)
+    column, inside_column = ESTIMATORS[estimator]
+    t = table[column].to_numpy(np.float64)
+    inside = (table["status"] == "done") & table[inside_column].astype(bool)
     peaked = table[(table["lam"] > 0) & inside & np.isfinite(t) & (t > 0)]
     if len(peaked):
         top = peaked[peaked["lam"] == peaked["lam"].max()]
         out["calibration_lam"] = float(top["lam"].iloc[0])
-        out["c_calibration"] = _geometric_mean_tau(top)
+        out["c_calibration"] = _geometric_mean_tau(top, column)
         out["calibration_reached_train_acc_1"] = bool(top["reached_train_acc_1"].all())
-    usable = table[usable_for_fit(table)]
+    usable = table[usable_for_fit(table, estimator)]
     if len(usable):
-        out["c_fit"] = _geometric_mean_tau(usable)
+        out["c_fit"] = _geometric_mean_tau(usable, column)
     return out
 
 
-def _geometric_mean_tau(table: pd.DataFrame) -> float:
-    """The geometric mean of the runs' t*·η·λ (``t_star_tau``, τ units)."""
-    return float(np.exp(np.log(table["t_star_tau"].astype(float)).mean()))
+def _geometric_mean_tau(table: pd.DataFrame, column: str) -> float:
+    """The geometric mean of the runs' t*·η·λ (τ units), t* from ``column`` (epochs)."""
+    tau = table[column].astype(float) * table["eta"] * table["lam"]
+    return float(np.exp(np.log(tau).mean()))
 
 
 def plot_fixed_budget(

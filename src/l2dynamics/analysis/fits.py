@@ -23,6 +23,14 @@ import pandas as pd
 
 # Bootstrap resamples whose η·λ values are (numerically) all equal carry no slope.
 _MIN_SXX = 1e-12
+# The t* a fit uses, by estimator: the run table's t* column and the column that says the peak
+# was measured past (not cut off by the end of the run). "robust": the toolkit's near-peak
+# centre (:func:`l2dynamics.results.near_peak`), the default; "paper": the first maximum.
+ESTIMATORS = {
+    "robust": ("t_star_robust", "robust_inside"),
+    "paper": ("t_star_epochs", "peak_inside"),
+}
+DEFAULT_ESTIMATOR = "robust"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +50,9 @@ class PowerFit:
             slope error to η·λ = 1, so prefer it for :func:`predict_lambda`.
         c_fixed_slope_ci: its bootstrap percentile interval.
         level: the confidence level of the intervals.
+        estimator: which t* was fitted (a key of :data:`ESTIMATORS`).
+        n_cells: the number of (η, λ) points fitted: each is the median t* over its seeds.
+        max_seeds: the most seeds in one point (1: every run is its own point).
     """
 
     slope: float
@@ -53,6 +64,9 @@ class PowerFit:
     c_fixed_slope: float = float("nan")
     c_fixed_slope_ci: tuple[float, float] = (float("nan"), float("nan"))
     level: float = 0.95
+    estimator: str = DEFAULT_ESTIMATOR
+    n_cells: int = 0
+    max_seeds: int = 1
 
     def to_dict(self) -> dict:
         """The fit as a JSON-ready dict (intervals as 2-tuples of floats)."""
@@ -63,21 +77,30 @@ class PowerFit:
         return self.c * np.power(eta_lam, self.slope)
 
 
-def usable_for_fit(table: pd.DataFrame) -> pd.Series:
+def usable_for_fit(table: pd.DataFrame, estimator: str = DEFAULT_ESTIMATOR) -> pd.Series:
     """Which rows of a :func:`~l2dynamics.analysis.tables.run_table` enter the t* fit.
 
     A run is used when λ > 0, its status is ``done``, it reached training accuracy 1 (the
     over-parameterized regime the law is claimed for), its peak lies inside its budget
-    (``peak_inside``; else t* < ``budget_epochs``) and t* is finite and > 0.
+    (the estimator's inside column, see :data:`ESTIMATORS`; else t* < ``budget_epochs``) and
+    t* is finite and > 0.
     """
-    return pd.Series(_reasons(table)["usable"], index=table.index)
+    return pd.Series(_reasons(table, estimator)["usable"], index=table.index)
 
 
-def _reasons(table: pd.DataFrame) -> dict[str, np.ndarray]:
+def t_star_column(estimator: str) -> str:
+    """The run table's t* column (epochs) of ``estimator`` (a key of :data:`ESTIMATORS`)."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown t* estimator {estimator!r} (choose from {sorted(ESTIMATORS)})")
+    return ESTIMATORS[estimator][0]
+
+
+def _reasons(table: pd.DataFrame, estimator: str) -> dict[str, np.ndarray]:
     """Boolean masks of each exclusion cause, and of the usable runs."""
-    t = table["t_star_epochs"].to_numpy(np.float64)
-    if "peak_inside" in table:
-        inside = table["peak_inside"].to_numpy(bool)
+    t = table[t_star_column(estimator)].to_numpy(np.float64)
+    inside_column = ESTIMATORS[estimator][1]
+    if inside_column in table:
+        inside = table[inside_column].to_numpy(bool)
     else:
         inside = t < table["budget_epochs"].to_numpy(np.float64)
     masks = {
@@ -100,13 +123,25 @@ def _why_not(table: pd.DataFrame, masks: dict[str, np.ndarray]) -> str:
 
 
 def fit_tstar(
-    table: pd.DataFrame, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+    table: pd.DataFrame,
+    *,
+    estimator: str = DEFAULT_ESTIMATOR,
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
 ) -> PowerFit:
-    """Fit ``log t* = log c + slope·log(η·λ)`` by least squares, with bootstrap intervals.
+    """Fit ``log t* = log c + slope·log(η·λ)`` by least squares over (η, λ) points, with
+    bootstrap intervals that include the spread between seeds.
+
+    Each (η, λ) point is the median t* of its usable runs (its seeds). The bootstrap draws the
+    points with replacement and, within each point drawn, its seeds with replacement (a
+    two-level bootstrap), so the intervals carry both the scatter about the law and the
+    seed-to-seed spread of t*. With one seed per point it is the plain bootstrap of runs.
 
     Args:
         table: a :func:`~l2dynamics.analysis.tables.run_table` (t* in epochs).
-        n_boot: bootstrap resamples (runs drawn with replacement).
+        estimator: which t* (a key of :data:`ESTIMATORS`).
+        n_boot: bootstrap resamples.
         seed: seed of the bootstrap's random generator.
         level: confidence level of the percentile intervals.
 
@@ -119,29 +154,41 @@ def fit_tstar(
     """
     if not 0 < level < 1 or n_boot < 10:
         raise ValueError(f"need 0 < level < 1 and n_boot >= 10 (got {level}, {n_boot})")
-    masks = _reasons(table)
+    masks = _reasons(table, estimator)
     used = table[masks["usable"]]
     if len(used) < 3:
         raise ValueError(
             f"only {len(used)} usable run(s) for the t* fit (need >= 3); " + _why_not(table, masks)
         )
-    x = np.log(used["eta_lam"].to_numpy(np.float64))
-    y = np.log(used["t_star_epochs"].to_numpy(np.float64))
-    if np.ptp(x) < math.sqrt(_MIN_SXX):
+    cells = [
+        np.log(g.to_numpy(np.float64))
+        for _, g in used.groupby(["eta", "lam"], sort=True)[t_star_column(estimator)]
+    ]
+    x = np.log(used.groupby(["eta", "lam"], sort=True)["eta_lam"].first().to_numpy(np.float64))
+    if len(cells) < 3 or np.ptp(x) < math.sqrt(_MIN_SXX):
         raise ValueError(
-            f"the {len(used)} usable runs share one η·λ = {math.exp(x[0]):.3g}; "
-            "need >= 2 distinct η·λ values to fit a slope"
+            f"the {len(used)} usable runs are at {len(cells)} (η, λ) point(s) and "
+            f"{len(np.unique(np.round(x, 9)))} distinct η·λ; need >= 3 points and >= 2 η·λ "
+            "values to fit a slope"
         )
-    return _fit(x, y, n_boot=n_boot, seed=seed, level=level)
+    fit = _fit(x, cells, n_boot=n_boot, seed=seed, level=level)
+    return dataclasses.replace(fit, n_runs=int(len(used)), estimator=estimator)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, level: float) -> PowerFit:
-    """Least squares on (x, y) = (log η·λ, log t*) and the run bootstrap around it."""
+def _fit(
+    x: np.ndarray, cells: list[np.ndarray], *, n_boot: int, seed: int, level: float
+) -> PowerFit:
+    """Least squares on (x, y) = (log η·λ, median log t* of each point's seeds) and the
+    two-level bootstrap around it (points, then seeds within each point)."""
+    rng = np.random.default_rng(seed)
+    y = np.array([np.median(c) for c in cells])
     slope, intercept = _line(x[None, :], y[None, :])
-    idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
-    b_slope, b_intercept = _line(x[idx], y[idx])
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    medians = np.stack([_resampled_medians(c, n_boot, rng) for c in cells], axis=1)
+    y_boot = np.take_along_axis(medians, idx, axis=1)
+    b_slope, b_intercept = _line(x[idx], y_boot)
     ok = np.isfinite(b_slope)
-    b_fixed = (x[idx] + y[idx]).mean(axis=1)  # log(t*·η·λ) averaged: the slope −1 fit
+    b_fixed = (x[idx] + y_boot).mean(axis=1)  # log(t*·η·λ) averaged: the slope −1 fit
     q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
 
     def interval(values: np.ndarray) -> tuple[float, float]:
@@ -158,7 +205,17 @@ def _fit(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, level: float) 
         c_fixed_slope=float(np.exp(np.mean(x + y))),
         c_fixed_slope_ci=interval(np.exp(b_fixed)),
         level=float(level),
+        n_cells=int(len(x)),
+        max_seeds=int(max(len(c) for c in cells)),
     )
+
+
+def _resampled_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """The medians of ``n_boot`` resamples (with replacement) of ``values`` (shape (n_boot,));
+    one value gives itself every time (no draw, so one-seed fits reproduce the run bootstrap)."""
+    if len(values) == 1:
+        return np.full(n_boot, values[0])
+    return np.median(values[rng.integers(0, len(values), size=(n_boot, len(values)))], axis=1)
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -281,6 +338,8 @@ def log_slope(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 __all__ = [
+    "DEFAULT_ESTIMATOR",
+    "ESTIMATORS",
     "PowerFit",
     "c_from_run",
     "fit_time_to_fit",
@@ -288,5 +347,6 @@ __all__ = [
     "fit_tstar_from_store",
     "log_slope",
     "predict_lambda",
+    "t_star_column",
     "usable_for_fit",
 ]

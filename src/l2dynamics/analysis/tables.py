@@ -6,8 +6,11 @@ DataFrames of :func:`l2dynamics.sweep.store.load_runs` and
 :func:`~l2dynamics.sweep.store.load_measurements` (or any frames with the same columns).
 
 Definitions (SPEC §1): the performance of a run is its *maximum* test accuracy over the
-measurements, ``t*`` the epoch of the *first* measurement reaching it; a run is
-over-parameterized when its training accuracy reaches 1 at some measurement.
+measurements, the paper's ``t*`` the epoch of the *first* measurement reaching it, the toolkit's
+``t*`` the centre of the interval where the (log-time smoothed) accuracy stays within the test
+set's standard error of its maximum (:func:`l2dynamics.results.near_peak`: stable between
+seeds where the first maximum of a flat plateau is not); a run is over-parameterized when its
+training accuracy reaches 1 at some measurement.
 
 This is the core every topic module of :mod:`l2dynamics.analysis` builds on: the run table
 (:func:`run_table`), a curve's peak (:func:`peak_stats`), the peak within a budget
@@ -19,13 +22,15 @@ plumbing they share: each run's configuration (:func:`run_configs`) and its vari
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from l2dynamics.results import first_peak
+from l2dynamics.config import DataConfig, test_set_size
+from l2dynamics.results import first_peak, near_peak
 
 FINISHED = ("done", "diverged")
 # Training accuracy counts as 1 within this of 1: it is a fraction k/N in float32, and one error
@@ -34,6 +39,9 @@ TRAIN_ACC_ONE_TOL = 1e-6
 # Relative slack when comparing an epoch with a budget (epochs are step·B/N in floating point).
 EPOCH_RTOL = 1e-9
 PASS_THROUGH = ("variant",)
+# A test set is small when one image moves an accuracy by at least this many points (percent):
+# 0.1, a test set of at most 1,000 images (the digits' 500: 0.2 points).
+SMALL_TEST_SET_POINTS = 0.1
 
 RUN_TABLE_COLUMNS = (
     "hash",
@@ -48,6 +56,11 @@ RUN_TABLE_COLUMNS = (
     "t_star_lo",
     "t_star_hi",
     "peak_inside",
+    "t_star_robust",
+    "t_star_robust_lo",
+    "t_star_robust_hi",
+    "robust_inside",
+    "n_test",
     "max_train_acc",
     "reached_train_acc_1",
     "epochs_to_train_acc_1",
@@ -61,11 +74,16 @@ _STAT_COLUMNS = [
     "t_star_epochs",
     "t_star_lo",
     "t_star_hi",
+    "t_star_robust",
+    "t_star_robust_lo",
+    "t_star_robust_hi",
+    "robust_inside",
     "max_train_acc",
     "reached_train_acc_1",
     "epochs_to_train_acc_1",
 ]
-_STAT_DTYPES = {c: bool if c == "reached_train_acc_1" else np.float64 for c in _STAT_COLUMNS}
+_BOOL_STATS = ("reached_train_acc_1", "robust_inside")
+_STAT_DTYPES = {c: bool if c in _BOOL_STATS else np.float64 for c in _STAT_COLUMNS}
 
 
 def peak_stats(epoch: np.ndarray, test_acc: np.ndarray) -> dict[str, float]:
@@ -94,6 +112,28 @@ def peak_stats(epoch: np.ndarray, test_acc: np.ndarray) -> dict[str, float]:
     )
 
 
+def robust_peak_stats(epoch: np.ndarray, test_acc: np.ndarray, n_test: int) -> dict[str, Any]:
+    """The toolkit's t* of one curve (:func:`~l2dynamics.results.near_peak`), in epochs.
+
+    Returns:
+        ``t_star_robust`` (the centre of the near-peak interval), ``t_star_robust_lo`` and
+        ``t_star_robust_hi`` (its ends), ``robust_inside`` (the curve was measured past the
+        interval: the peak was not cut off by the end of the run). NaN/False without a finite
+        accuracy after epoch 0.
+    """
+    peak = near_peak(epoch, test_acc, n_test)
+    if peak is None:
+        nan = float("nan")
+        return dict(t_star_robust=nan, t_star_robust_lo=nan, t_star_robust_hi=nan,
+                    robust_inside=False)  # fmt: skip
+    return dict(
+        t_star_robust=peak.t_star,
+        t_star_robust_lo=peak.lo,
+        t_star_robust_hi=peak.hi,
+        robust_inside=peak.closed,
+    )
+
+
 def train_acc_stats(epoch: np.ndarray, train_acc: np.ndarray) -> dict[str, float | bool]:
     """Whether (and when, in epochs) a curve reaches training accuracy 1, and its maximum."""
     acc = np.asarray(train_acc, dtype=np.float64)
@@ -106,28 +146,55 @@ def train_acc_stats(epoch: np.ndarray, train_acc: np.ndarray) -> dict[str, float
     )
 
 
-def _curve_stats(curve: pd.DataFrame | None) -> dict[str, float | bool]:
-    """Peak and training-accuracy statistics of one run's measurements (sorted by epoch)."""
+def _curve_stats(curve: pd.DataFrame | None, n_test: int) -> dict[str, float | bool]:
+    """Peak and training-accuracy statistics of one run's measurements (sorted by epoch) on a
+    test set of ``n_test`` examples."""
     if curve is None or curve.empty:
         empty = np.zeros(0)
         return (
-            {"last_epoch": float("nan")} | peak_stats(empty, empty) | train_acc_stats(empty, empty)
+            {"last_epoch": float("nan")}
+            | peak_stats(empty, empty)
+            | robust_peak_stats(empty, empty, n_test)
+            | train_acc_stats(empty, empty)
         )
     curve = curve.sort_values("epoch", kind="stable")
-    epoch = curve["epoch"].to_numpy(np.float64)
+    epoch, acc = curve["epoch"].to_numpy(np.float64), curve["test_acc"].to_numpy(np.float64)
     return (
         {"last_epoch": float(epoch[-1])}
-        | peak_stats(epoch, curve["test_acc"].to_numpy())
+        | peak_stats(epoch, acc)
+        | robust_peak_stats(epoch, acc, n_test)
         | train_acc_stats(epoch, curve["train_acc"].to_numpy())
     )
+
+
+def test_sizes(runs: pd.DataFrame) -> np.ndarray:
+    """Each run's number of test examples (shape (R,)): its configuration's (``config`` JSON:
+    ``data.n_test``, else the data set's whole test set), else the frame's ``n_test`` column.
+
+    Raises:
+        ValueError: a run has neither (its t* by the near-peak rule needs it).
+    """
+    configs = run_configs(runs) if "config" in runs else {}
+    given = runs["n_test"].to_numpy() if "n_test" in runs else [None] * len(runs)
+    out = []
+    for h, n in zip(runs["hash"], given, strict=True):
+        data = configs.get(h, {}).get("data")
+        if data:
+            out.append(test_set_size(DataConfig(**data)))
+        elif n is not None and not pd.isna(n):
+            out.append(int(n))
+        else:
+            raise ValueError(f"run {h}: no test-set size (neither a config nor an n_test column)")
+    return np.asarray(out, dtype=np.int64)
 
 
 def run_table(runs: pd.DataFrame, measurements: pd.DataFrame) -> pd.DataFrame:
     """One row per finished run (status ``done`` or ``diverged``) with its peak statistics.
 
     Args:
-        runs: one row per run (``hash``, ``status``, ``eta``, ``lam``, ``seed``; optionally
-            ``budget_epochs`` and ``variant``, which is passed through).
+        runs: one row per run (``hash``, ``status``, ``eta``, ``lam``, ``seed``, and ``config``
+            or ``n_test``; optionally ``budget_epochs`` and ``variant``, which is passed
+            through).
         measurements: one row per measurement (``hash``, ``epoch``, ``test_acc``, ``train_acc``).
 
     Returns:
@@ -136,16 +203,21 @@ def run_table(runs: pd.DataFrame, measurements: pd.DataFrame) -> pd.DataFrame:
         no finite budget), ``last_epoch`` (last measured epoch), ``best_test_acc``,
         ``t_star_epochs`` (FIRST epoch of the maximum test accuracy), ``t_star_lo``/``t_star_hi``
         (epochs of the neighbouring measurements), ``peak_inside`` (a later measurement exists
-        and t* < budget: the peak was not cut off by the budget), ``max_train_acc``,
+        and t* < budget: the peak was not cut off by the budget); the toolkit's t*
+        ``t_star_robust`` with its near-peak interval ``t_star_robust_lo``/``_hi`` and
+        ``robust_inside`` (see :func:`robust_peak_stats`); ``n_test`` (test examples, see
+        :func:`test_sizes`); ``max_train_acc``,
         ``reached_train_acc_1``, ``epochs_to_train_acc_1`` (NaN if never), ``eta_lam`` = η·λ and
         ``t_star_tau`` = t*·η·λ (τ units).
     """
     finished = runs[runs["status"].isin(FINISHED)]
     curves = dict(tuple(measurements.groupby("hash", sort=False))) if len(measurements) else {}
-    rows = [_curve_stats(curves.get(h)) for h in finished["hash"]]
+    n_test = test_sizes(finished)
+    rows = [_curve_stats(curves.get(h), n) for h, n in zip(finished["hash"], n_test, strict=True)]
     stats = pd.DataFrame(rows, index=finished.index, columns=_STAT_COLUMNS).astype(_STAT_DTYPES)
     keep = ["hash", "eta", "lam", "seed", "status"] + [c for c in PASS_THROUGH if c in runs]
     table = pd.concat([finished[keep], stats], axis=1).reset_index(drop=True)
+    table["n_test"] = n_test
     table["budget_epochs"] = _budget(finished, table)
     table["eta_lam"] = table["eta"] * table["lam"]
     table["t_star_tau"] = table["t_star_epochs"] * table["eta_lam"]
@@ -265,6 +337,22 @@ def of_variant(frame: pd.DataFrame, variant: str) -> pd.DataFrame:
     return frame[frame["variant"] == variant] if "variant" in frame else frame
 
 
+def small_test_set_note(n_test: int) -> str | None:
+    """A sentence saying what a small test set of ``n_test`` images means for t* and the
+    accuracies (None when one image is worth less than :data:`SMALL_TEST_SET_POINTS`)."""
+    points = 100.0 / n_test
+    if points < SMALL_TEST_SET_POINTS:
+        return None
+    se = 100.0 * math.sqrt(0.9 * 0.1 / n_test)
+    return (
+        f"small test set: {n_test} images, so one image is {points:.2g} points of test accuracy "
+        f"and an accuracy of 90% has a standard error of {se:.2g} points; best accuracies that "
+        f"differ by less cannot be told apart, and the paper's t* (the first maximum) can sit "
+        f"anywhere on a plateau that flat, which is why t* here is the centre of the near-peak "
+        f"interval"
+    )
+
+
 def run_table_from_store(path: str | os.PathLike) -> pd.DataFrame:
     """:func:`run_table` of the runs and measurements of the store at ``path``."""
     from l2dynamics.sweep.store import load_measurements, load_runs
@@ -281,7 +369,10 @@ __all__ = [
     "peak_stats",
     "run_configs",
     "run_table",
+    "robust_peak_stats",
     "run_table_from_store",
+    "small_test_set_note",
+    "test_sizes",
     "train_acc_stats",
     "variants",
     "within_budget",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from matplotlib.axes import Axes
 
 from l2dynamics.analysis.budgets import draw_best_acc
 from l2dynamics.analysis.curves import draw_curves, run_lams
-from l2dynamics.analysis.fits import PowerFit, usable_for_fit
+from l2dynamics.analysis.fits import DEFAULT_ESTIMATOR, PowerFit, t_star_column, usable_for_fit
 from l2dynamics.analysis.plotting import (
     Colors,
     color_of,
@@ -35,6 +36,28 @@ from l2dynamics.analysis.plotting import (
 )
 
 
+def seed_agreement(table: pd.DataFrame, estimator: str = DEFAULT_ESTIMATOR) -> dict[str, Any]:
+    """How well a second seed reproduces t*: over every (η, λ) with ≥ 2 seeds and every pair
+    of its seeds i < j (in seed order), the relative difference |t*_j − t*_i| / t*_i.
+
+    Runs with λ > 0 and a finite t* > 0 (by ``estimator``) count, usable for the fit or not.
+
+    Returns:
+        ``median`` and ``p90`` of the relative differences (None without a pair), ``n_pairs``.
+    """
+    column = t_star_column(estimator)
+    runs = table[(table["lam"] > 0) & np.isfinite(table[column]) & (table[column] > 0)]
+    diffs: list[float] = []
+    for _, cell in runs.sort_values("seed").groupby(["eta", "lam"]):
+        t = cell[column].to_numpy(np.float64)
+        i, j = np.triu_indices(len(t), k=1)
+        diffs += list(np.abs(t[j] - t[i]) / t[i])
+    if not diffs:
+        return {"median": None, "p90": None, "n_pairs": 0}
+    d = np.asarray(diffs)
+    return {"median": float(np.median(d)), "p90": float(np.quantile(d, 0.9)), "n_pairs": len(d)}
+
+
 def plot_tstar(
     table: pd.DataFrame, fit: PowerFit | None, path: str | os.PathLike, *, title: str = ""
 ) -> Path:
@@ -46,9 +69,11 @@ def plot_tstar(
         path: the PNG to write.
         title: figure title.
 
-    Filled markers are the fitted runs; hollow ones were left out (λ = 0, diverged, never
-    reached training accuracy 1, or peaked at the end of the budget). Error bars span the
-    neighbouring measurements (the resolution of t*). λ = 0 runs sit at the left edge.
+    One marker per (η, λ): the median t* over its seeds (the fit's estimator); filled markers
+    are fitted, hollow ones were left out (λ = 0, diverged, never reached training accuracy 1,
+    or peaked at the end of the budget). Bars span the seeds' t* (one seed: its near-peak
+    interval, or for the paper's t* the neighbouring measurements). λ = 0 runs sit at the left
+    edge.
     """
     fig, (ax,) = figure(size=(5.5, 4.2))
     colors = lam_colors(table["lam"]) if len(table) else {}
@@ -58,33 +83,77 @@ def plot_tstar(
 
 
 def draw_tstar(ax: Axes, table: pd.DataFrame, fit: PowerFit | None, colors: Colors) -> None:
-    """Draw t* vs η·λ into ``ax`` (see :func:`plot_tstar`)."""
+    """Draw t* vs η·λ into ``ax`` (see :func:`plot_tstar`): the fit's estimator (the default's
+    without a fit) as the median over seeds of each (η, λ), with the paper's first maximum of
+    each run as a small grey cross beside it when the estimator is another."""
+    estimator = fit.estimator if fit is not None else DEFAULT_ESTIMATOR
+    column = t_star_column(estimator)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("η·λ")
     ax.set_ylabel("t* (epochs)")
-    measured = table[np.isfinite(table["t_star_epochs"]) & (table["t_star_epochs"] > 0)]
+    measured = table[np.isfinite(table[column]) & (table[column] > 0)]
     if measured.empty:
         say_empty(ax, "no run with a measured t* > 0")
         return
-    used = usable_for_fit(measured)
+    used = usable_for_fit(measured, estimator)
     positive = measured["lam"] > 0
     x0 = zero_x(measured.loc[positive, "eta_lam"].to_numpy(np.float64))
     for (lam, keep), runs in measured.groupby([measured["lam"], used]):
-        x = runs["eta_lam"].to_numpy(np.float64) if lam > 0 else np.full(len(runs), x0)
-        _tstar_points(ax, x, runs, color_of(colors, lam), filled=bool(keep))
+        cells = _cells(runs, column, estimator)
+        x = cells["eta_lam"].to_numpy(np.float64) if lam > 0 else np.full(len(cells), x0)
+        _tstar_points(ax, x, cells, color_of(colors, lam), filled=bool(keep))
+    if estimator != "paper":
+        _paper_crosses(ax, measured, x0)
     if (~positive).any():
         mark_zero(ax, x0)
     if fit is not None:
         _fit_lines(ax, fit, measured.loc[used, "eta_lam"].to_numpy(np.float64))
+    ax.plot([], [], "o", color="0.4", label=_bars_label(measured, estimator))
     if (~used).any():
         ax.plot([], [], "o", color="0.4", mfc="none", label="hollow: left out of the fit")
 
 
-def _tstar_points(ax: Axes, x: np.ndarray, runs: pd.DataFrame, color: tuple, filled: bool):
-    t = runs["t_star_epochs"].to_numpy(np.float64)
-    lo = np.nan_to_num(t - runs["t_star_lo"].to_numpy(np.float64), nan=0.0)
-    hi = np.nan_to_num(runs["t_star_hi"].to_numpy(np.float64) - t, nan=0.0)
+def _cells(runs: pd.DataFrame, column: str, estimator: str) -> pd.DataFrame:
+    """One row per (η, λ): the median t* over its seeds (``t``) and the bar's ends (``lo``,
+    ``hi``): the range over the seeds, or with one seed its own interval (the near-peak
+    interval, or the neighbouring measurements of the paper's t*)."""
+    lo_col, hi_col = (
+        ("t_star_lo", "t_star_hi") if estimator == "paper" else (f"{column}_lo", f"{column}_hi")
+    )
+    rows = []
+    for (eta_lam, _), g in runs.groupby(["eta_lam", "eta"], sort=True):
+        t = g[column].to_numpy(np.float64)
+        one = len(t) == 1
+        lo = float(g[lo_col].iloc[0]) if one else float(t.min())
+        hi = float(g[hi_col].iloc[0]) if one else float(t.max())
+        rows.append({"eta_lam": eta_lam, "t": float(np.median(t)), "lo": lo, "hi": hi})
+    return pd.DataFrame(rows, columns=["eta_lam", "t", "lo", "hi"])
+
+
+def _bars_label(measured: pd.DataFrame, estimator: str) -> str:
+    """What the markers and bars are, for the legend."""
+    seeds = int(measured.groupby(["eta", "lam"])["seed"].nunique().max())
+    name = "first maximum (paper)" if estimator == "paper" else "near-peak centre"
+    if seeds > 1:
+        return f"t*: {name}, median of {seeds} seeds; bars: range over seeds"
+    interval = "neighbouring measurements" if estimator == "paper" else "near-peak interval"
+    return f"t*: {name}; bars: {interval}"
+
+
+def _paper_crosses(ax: Axes, measured: pd.DataFrame, x0: float) -> None:
+    """The paper's t* (first maximum) of every run, as small grey crosses."""
+    t = measured["t_star_epochs"].to_numpy(np.float64)
+    x = np.where(measured["lam"] > 0, measured["eta_lam"].to_numpy(np.float64), x0)
+    ok = np.isfinite(t) & (t > 0)
+    ax.plot(x[ok], t[ok], "x", ms=3.5, color="0.55", alpha=0.8,
+            label="first maximum (paper), each run")  # fmt: skip
+
+
+def _tstar_points(ax: Axes, x: np.ndarray, cells: pd.DataFrame, color: tuple, filled: bool):
+    t = cells["t"].to_numpy(np.float64)
+    lo = np.nan_to_num(t - cells["lo"].to_numpy(np.float64), nan=0.0)
+    hi = np.nan_to_num(cells["hi"].to_numpy(np.float64) - t, nan=0.0)
     ax.errorbar(
         x, t, yerr=np.vstack([lo, hi]), fmt="o", ms=5, color=color, ecolor=color,
         mfc=color if filled else "none", elinewidth=0.8, capsize=0, alpha=0.9,
@@ -132,4 +201,4 @@ def plot_panels(
     return save_panels(fig, axes, path, title)
 
 
-__all__ = ["draw_tstar", "plot_panels", "plot_tstar"]
+__all__ = ["draw_tstar", "plot_panels", "plot_tstar", "seed_agreement"]

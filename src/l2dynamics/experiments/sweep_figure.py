@@ -16,6 +16,7 @@ import pandas as pd
 
 from l2dynamics import files
 from l2dynamics.analysis.report import write_report
+from l2dynamics.analysis.tables import small_test_set_note, test_sizes
 from l2dynamics.experiments.base import ReproduceRequest
 from l2dynamics.experiments.kinds import analyse
 from l2dynamics.experiments.spec import Experiment, load_experiment
@@ -90,6 +91,19 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+def test_set_note(runs: pd.DataFrame, notes: list[str]) -> int | None:
+    """The smallest test set of the runs (examples; None without runs), and a note first in
+    ``notes`` when it is small enough that one image moves an accuracy by
+    ≥ :data:`~l2dynamics.analysis.tables.SMALL_TEST_SET_POINTS` points."""
+    if runs.empty:
+        return None
+    n = int(test_sizes(runs).min())
+    note = small_test_set_note(n)
+    if note:
+        notes.insert(0, note)
+    return n
+
+
 def run(request: ReproduceRequest) -> dict[str, Any]:
     """Reproduce ``request.figure`` at ``request.scale`` into ``request.out_dir``."""
     exp = load_experiment(request.figure, request.scale, request.data_dir)
@@ -104,6 +118,7 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
     request.say("analysing", 1, 1)
     runs, curves = load_results(out / STORE, labels)
     outcome = analyse(exp, runs, curves, out)
+    n_test = test_set_note(runs, outcome.notes)
     for name, table in outcome.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     summary = {
@@ -111,6 +126,7 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
         "scale": request.scale,
         "title": exp.title,
         **outcome.summary,
+        "n_test": n_test,
         "n_runs": int(len(runs)),
         "n_runs_from_store": reused,  # finished by an earlier invocation: wall_s excludes them
         "wall_s": round(time.perf_counter() - start, 1),

@@ -12,9 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from l2dynamics.analysis.fits import PowerFit, fit_tstar, predict_lambda
+from l2dynamics.analysis.fits import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    PowerFit,
+    fit_tstar,
+    predict_lambda,
+)
 from l2dynamics.analysis.tables import best_acc_vs_lam, run_table
-from l2dynamics.analysis.tstar import plot_panels
+from l2dynamics.analysis.tstar import plot_panels, seed_agreement
 from l2dynamics.experiments.kinds.base import Outcome, num_key, run_pairs
 from l2dynamics.experiments.spec import Experiment
 
@@ -26,6 +32,7 @@ FIT_KEYS = (
     "c_slope_minus_1",
     "c_slope_minus_1_ci",
     "n_fit_runs",
+    "n_fit_points",
     "decades",
 )
 
@@ -33,7 +40,10 @@ FIT_KEYS = (
 def scaling(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path) -> Outcome:
     """Figure 2/3 style: t* vs η·λ (slope −1), best accuracy vs λ, test accuracy vs τ.
 
-    Summary: the t* fit (:data:`FIT_KEYS`; None when it cannot be fit, with a note), the best
+    Summary: the t* fit (:data:`FIT_KEYS`, the toolkit's t*, each (η, λ) the median over its
+    seeds; None when it cannot be fit, with a note), the same for the paper's t* (``paper``),
+    how well seeds agree on t* by each (``seed_agreement``, see
+    :func:`~l2dynamics.analysis.tstar.seed_agreement`), the best
     accuracy per λ and the best λ > 0, the t* (epochs) of the λ = 0 runs, and λ_pred = c/(η·T)
     for the budget the experiment states (``predict_budget_epochs``, ``predict_eta``).
     """
@@ -41,11 +51,14 @@ def scaling(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path
     notes: list[str] = []
     _regime_note(table, notes)
     fit, fit_values = _fit_summary(table, notes)
+    _, paper_values = _fit_summary(table, notes, estimator="paper")
     acc = best_acc_vs_lam(table)
     png = plot_panels(curves, table, fit, out / f"{exp.figure}.png", title=exp.title)
     positive = acc[acc["lam"] > 0]
     best_lam = float(positive.loc[positive["mean"].idxmax(), "lam"]) if len(positive) else None
-    summary = {**fit_values, "best_acc_by_lam": _best_by_lam(acc), "best_lam": best_lam}
+    summary = {"t_star_estimator": DEFAULT_ESTIMATOR, **fit_values, "paper": paper_values}
+    summary["seed_agreement"] = {e: seed_agreement(table, e) for e in ESTIMATORS}
+    summary |= {"best_acc_by_lam": _best_by_lam(acc), "best_lam": best_lam}
     summary["lam0_t_star_epochs"] = _lam0_tstar(table)
     summary.update(_prediction(exp.settings, fit))
     figures = [("(a) t* vs η·λ, (b) best test accuracy vs λ, (c) test accuracy vs τ", png)]
@@ -53,13 +66,15 @@ def scaling(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path
 
 
 def _fit_summary(
-    table: pd.DataFrame, notes: list[str], seed: int = 0
+    table: pd.DataFrame, notes: list[str], seed: int = 0, estimator: str = DEFAULT_ESTIMATOR
 ) -> tuple[PowerFit | None, dict[str, Any]]:
-    """The t* ∝ (η·λ)^slope fit and its summary entries (None values when it cannot be fit)."""
+    """The t* ∝ (η·λ)^slope fit of ``estimator``'s t* and its summary entries (None values
+    when it cannot be fit)."""
     try:
-        fit = fit_tstar(table, seed=seed)
+        fit = fit_tstar(table, seed=seed, estimator=estimator)
     except ValueError as exc:
-        notes.append(f"t* fit not possible: {exc}")
+        which = "the paper's t* (first maximum)" if estimator == "paper" else "t*"
+        notes.append(f"fit of {which} not possible: {exc}")
         return None, dict.fromkeys(FIT_KEYS)
     d = fit.to_dict()
     return fit, {
@@ -70,6 +85,7 @@ def _fit_summary(
         "c_slope_minus_1": d["c_fixed_slope"],
         "c_slope_minus_1_ci": list(d["c_fixed_slope_ci"]),
         "n_fit_runs": d["n_runs"],
+        "n_fit_points": d["n_cells"],
         "decades": d["decades"],
     }
 
@@ -107,7 +123,7 @@ def _prediction(settings: dict[str, Any], fit: PowerFit | None) -> dict[str, Any
 
 def _lam0_tstar(table: pd.DataFrame) -> list[float]:
     """t* (epochs) of the λ = 0 runs, which the fit leaves out."""
-    return [float(t) for t in table.loc[table["lam"] == 0, "t_star_epochs"]]
+    return [float(t) for t in table.loc[table["lam"] == 0, ESTIMATORS[DEFAULT_ESTIMATOR][0]]]
 
 
 __all__ = ["FIT_KEYS", "scaling"]
