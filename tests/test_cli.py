@@ -85,12 +85,12 @@ def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):
     [
         (["--lam", "0"], "--lam"),
         (["--autol2-preset", "bogus"], "--autol2-preset"),
-        (["--autol2-decay", "1"], "autol2_decay"),
-        (["--autol2-period", "0"], "autol2_period"),
+        (["--autol2-decay", "1"], "--autol2-decay"),
+        (["--autol2-period", "0"], "--autol2-period"),
         (["--autol2-measure", "bogus"], "--autol2-measure"),
-        (["--autol2-measure-size", "0"], "autol2_measure_size"),
-        (["--autol2-lam-pred", "-1"], "autol2_lam_pred"),
-        (["--autol2-lam-pred", "0.001", "--lam", "0.01"], "autol2_lam_pred"),
+        (["--autol2-measure-size", "0"], "--autol2-measure-size"),
+        (["--autol2-lam-pred", "-1"], "--autol2-lam-pred"),
+        (["--autol2-lam-pred", "0.001", "--lam", "0.01"], "--autol2-lam-pred"),
         (["--convention", "bogus"], "--convention"),
     ],
 )
@@ -138,13 +138,14 @@ def _idx(path, magic, dims, payload):
         (["--model", "vit"], "vit"),
         (["--eta", "0"], "eta"),
         (["--eta", "-0.1"], "eta"),
+        (["--eta", "inf"], "--eta must be a finite number > 0 (got inf)"),
         (["--lam", "-1e-3"], "lam"),
-        (["--epochs", "0"], "budget_epochs"),
-        (["--epochs", "-2"], "budget_epochs"),
+        (["--epochs", "0"], "--epochs must be"),
+        (["--epochs", "-2"], "--epochs must be"),
         (["--width", "0"], "width"),
         (["--eta", "fast"], "eta"),
-        (["--autol2", "--autol2-decay", "1"], "autol2_decay"),
-        (["--peak-stop", "0.5"], "peak_stop"),
+        (["--autol2", "--autol2-decay", "1"], "--autol2-decay"),
+        (["--peak-stop", "0.5"], "--peak-stop"),
         (["--dense", "8"], "dense"),  # an FC has no Dense-width option
         (["--model", "cnn", "--dense", "0"], "dense"),
         (["--model", "cnn", "--bn-group", "-1"], "bn_group"),
@@ -328,3 +329,24 @@ def test_the_cli_imports_without_jax():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--batch-size", "65"], "--batch-size 65 is larger than the training set of 64 "),
+        (["--epochs", "0.01"], "--epochs: the budget of 0.01 epochs is 0.04 steps"),
+        (["--epochs", "0.01", "--batch-size", "64"], "--epochs: the budget"),
+    ],
+)
+def test_train_refuses_what_the_data_rules_out_before_training(run_cli, tmp_path, extra, message):
+    out = tmp_path / "c.csv"
+    code, stdout, stderr = run_cli([*TINY, *extra, "--out", str(out)])
+    assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1
+    assert stdout == "" and not out.exists()
+
+
+def test_a_c_budget_under_one_step_names_budget_c(run_cli):
+    argv = [a for a in TINY if a not in ("--epochs", "4")]
+    code, _, stderr = run_cli([*argv, "--eta", "1e6", "--budget-c", "2"])
+    assert code == 2 and "--budget-c: the budget of" in stderr

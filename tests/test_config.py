@@ -9,6 +9,7 @@ from l2dynamics.config import (
     field_default,
     from_dict,
     validate,
+    validate_for_data,
 )
 from l2dynamics.errors import ConfigError
 
@@ -119,3 +120,43 @@ def test_field_default_reads_the_dataclass():
         field_default(TrainConfig, "etta")
     with pytest.raises(KeyError, match="data"):
         field_default(TrainConfig, "data")  # a default_factory, not a plain default
+
+
+def test_validate_says_finite_for_infinite_numbers():
+    with pytest.raises(ConfigError, match=r"eta must be a finite number > 0 \(got inf\)"):
+        validate(TrainConfig(eta=float("inf"), budget_epochs=1))
+
+
+def test_config_errors_name_their_fields_and_rename_to_what_the_user_typed():
+    with pytest.raises(ConfigError) as info:
+        validate(TrainConfig(budget_epochs=0.0))
+    assert info.value.fields == ("budget_epochs",)
+    renamed = info.value.renamed({"budget_epochs": "--epochs"})
+    assert str(renamed) == "--epochs must be a finite number > 0 (got 0.0)"
+    assert renamed.fields == ()  # renamed once: a second edge leaves it alone
+    # a field is renamed as a whole word only (lam is inside autol2_lam_pred)
+    err = ConfigError("lam and autol2_lam_pred clash", "lam")
+    assert str(err.renamed({"lam": "--lam"})) == "--lam and autol2_lam_pred clash"
+
+
+@pytest.mark.parametrize(
+    "kwargs,n_train,message",
+    [
+        ({"batch_size": 200, "budget_epochs": 1.0}, 100, "batch_size 200 is larger than"),
+        ({"budget_epochs": 0.5}, 100, "budget_epochs: the budget of 0.5 epochs"),
+        ({"eta": 1e6, "lam": 1e-3, "budget_c": 2.0}, 100, "budget_c: the budget"),
+        ({"lam": 0.0, "budget_c": 2.0, "max_epochs": 0.1}, 100, "max_epochs: the budget"),
+    ],
+)
+def test_validate_for_data_refuses_a_batch_over_n_and_a_budget_under_one_step(
+    kwargs, n_train, message
+):
+    cfg = validate(TrainConfig(**kwargs))
+    with pytest.raises(ConfigError, match=message):
+        validate_for_data(cfg, n_train)
+
+
+def test_validate_for_data_accepts_one_step_exactly_and_short_budgets_on_request():
+    validate_for_data(TrainConfig(batch_size=10, budget_epochs=0.1), 100)  # 1 step
+    short = TrainConfig(eta=1e6, lam=1e-3, budget_c=2.0)
+    assert validate_for_data(short, 100, short_budget=True) is short

@@ -188,3 +188,25 @@ def test_a_run_that_diverges_in_the_tail_is_reported_diverged():
     assert program.run_steps._cache_size() == 1 and program.pool.run_steps._cache_size() == 0
     assert got[0].status == "diverged" and got[0].diverged_step == 3
     _same_as_alone(got, cfgs, ds)
+
+
+def test_a_pooled_run_times_itself_from_when_it_enters_its_lane():
+    """In a one-lane pool the short run waits for the long one; the long one's result takes
+    0.5 s to hand over. The short run's wall_s is its own time, without that wait."""
+    import time
+
+    cfgs = [dataclasses.replace(BASE, budget_c=None, budget_epochs=e) for e in (2.0, 1.0)]
+    ds = load_data(BASE)
+    got = {}
+
+    def on_result(i, result):
+        got[i] = result
+        if i == 0:
+            time.sleep(0.5)
+
+    start = time.perf_counter()
+    train_vectorized(cfgs, ds, build_program(BASE, ds), on_result=on_result, lanes=1)
+    total = time.perf_counter() - start
+    assert total > 0.5
+    assert got[1].wall_s < total - 0.5
+    assert got[0].wall_s < total - 0.5  # measured before its own hand-over

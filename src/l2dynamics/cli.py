@@ -6,10 +6,15 @@ with one line ``l2dyn: error: …`` on standard error and exit code 2, before an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
+import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +38,8 @@ from l2dynamics.config import (
     field_default,
     validate,
 )
-from l2dynamics.errors import L2DynError
+from l2dynamics.errors import ConfigError, L2DynError
+from l2dynamics.files import check_dir_target, check_file_target
 from l2dynamics.progress import LineProgress, ProgressFn, Update
 
 err = Console(stderr=True)
@@ -51,8 +57,8 @@ def _model_options(**given: Any) -> dict[str, Any]:
 
 
 def _check_out(out: Path | None) -> None:
-    if out is not None and not out.parent.resolve().is_dir():
-        raise L2DynError(f"--out: directory {out.parent} does not exist")
+    if out is not None:
+        check_file_target(out, "--out")
 
 
 def _options(specs: list[tuple]) -> Any:
@@ -111,6 +117,19 @@ TRAIN_FIELDS = {
     "peak_stop": "peak_stop",
     "peak_drop": "peak_drop",
 }
+
+
+def _option_of(parameter: str) -> str:
+    return "--" + parameter.replace("_", "-")
+
+
+# The option that sets each configuration field (`budget_epochs` -> `--epochs`), so that an
+# error found by config.validate names what the user typed (ConfigError.renamed, in main).
+CLI_NAMES = (
+    {f"data.{field}": _option_of(option) for option, field in DATA_FIELDS.items()}
+    | {field: _option_of(option) for option, field in TRAIN_FIELDS.items()}
+    | {"lam": "--lam", "budget_c": "--budget-c"}
+)
 
 
 def _param_name(flags: tuple[str, ...]) -> str:
@@ -653,6 +672,50 @@ def _bars(bar: Progress | LineProgress, rename: dict[str, str] | None = None) ->
     return show
 
 
+def _note(line: str) -> None:
+    err.print(f"l2dyn: note: {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _leave(code: int) -> None:
+    """Exit at once with ``code`` (output flushed; the store is closed by now): after a signal
+    has interrupted an XLA computation, the interpreter's teardown can crash in XLA's threads
+    (measured: one SIGTERM in two ended in SIGSEGV after the resume line was printed)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@contextlib.contextmanager
+def _stopped_by_signal(resume: str) -> Iterator[None]:
+    """Turn SIGTERM into the KeyboardInterrupt of Ctrl-C while a sweep trains, so that both
+    stop it the same way (its running runs back to queued, in the runner); then say how to
+    resume (the command ``resume``) and exit 130 (Ctrl-C) or 143 (SIGTERM), as a shell does."""
+    received: list[int] = []
+
+    def on_term(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (an embedding program): its handlers stand
+        previous = None
+    try:
+        yield
+    except KeyboardInterrupt:
+        name = "SIGTERM" if received else "Ctrl-C"
+        err.print(
+            f"l2dyn: stopped by {name}; finished runs are kept in the store. Resume with: {resume}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        _leave(143 if received else 130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 @app.command()
 @click.argument("sweep_file", type=click.Path(path_type=Path))
 @_store_option("SQLite run store (created, or resumed when it exists).")
@@ -683,9 +746,11 @@ def sweep(
     from l2dynamics.sweep.spec import load_sweep
 
     spec = load_sweep(sweep_file)
-    if not store_path.parent.resolve().is_dir():
-        raise L2DynError(f"--store: directory {store_path.parent} does not exist")
-    with _progress(quiet) as bar:
+    check_file_target(store_path, "--store")
+    again = ["l2dyn", "sweep", str(sweep_file), "--store", str(store_path)]
+    if executor != "local":
+        again += ["--executor", executor] + (["--address", address] if address else [])
+    with _progress(quiet) as bar, _stopped_by_signal(shlex.join(again)):
         report = run_sweep(
             spec,
             str(store_path),
@@ -693,6 +758,7 @@ def sweep(
             progress=_bars(bar),
             executor=executor,
             address=address,
+            notify=_note,
         )
     sys.stdout.write(
         f"{report.total} runs: {report.skipped} already done, {report.done} done, "
@@ -702,44 +768,19 @@ def sweep(
         raise SystemExit(1)
 
 
-def _open_store(store_path: Path):
-    from l2dynamics.sweep.store import RunStore
-
-    return RunStore(store_path, create=False)
-
-
 @app.command()
 @_store_option("SQLite run store.")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object.")
-def status(store_path: Path, json_out: bool) -> None:
-    """Summarize a store: runs by status, and the best runs so far."""
-    with _open_store(store_path) as store:
-        counts = store.counts()
-        finished = [r for r in store.runs() if r.status in ("done", "diverged")]
-        name = store.get_meta("name")
-    best = sorted(finished, key=lambda r: -_num(r.summary.get("best_test_acc")))[:5]
+@click.option("--current", is_flag=True, help="Only the runs of the sweep file registered last.")
+def status(store_path: Path, json_out: bool, current: bool) -> None:
+    """Summarize a store: runs by status (interrupted: their sweep is gone), the best runs."""
+    from l2dynamics.sweep.status import store_status
+
+    state = store_status(store_path, current=current)
     if json_out:
-        out = {"name": name, "counts": counts, "runs": sum(counts.values())}
-        sys.stdout.write(json.dumps(out) + "\n")
-        return
-    total = sum(counts.values())
-    lines = [f"sweep {name}: {total} runs"]
-    lines += [f"  {k:<9}{v}" for k, v in counts.items()]
-    if best:
-        lines.append("best test accuracy:")
-        for r in best:
-            s = r.summary
-            lines.append(
-                f"  eta={r.config['eta']:<10.4g} lam={r.config['lam']:<10.4g} "
-                f"seed={r.config['seed']:<3} "
-                f"acc={_num(s.get('best_test_acc')):.4f}  "
-                f"t*={_num(s.get('t_star_epochs')):.5g} epochs"
-            )
-    sys.stdout.write("\n".join(lines) + "\n")
-
-
-def _num(value: Any) -> float:
-    return float("nan") if value is None else float(value)
+        sys.stdout.write(json.dumps(state.to_dict()) + "\n")
+    else:
+        sys.stdout.write("\n".join(state.lines()) + "\n")
 
 
 @app.command("export")
@@ -748,9 +789,8 @@ def _num(value: Any) -> float:
     "--format",
     "fmt",
     type=click.Choice(["csv", "parquet"]),
-    default="csv",
-    show_default=True,
-    help="Output format.",
+    default=None,
+    help="Output format (default: from the --out suffix, .parquet or .csv; csv otherwise).",
 )
 @click.option(
     "--out",
@@ -758,15 +798,16 @@ def _num(value: Any) -> float:
     required=True,
     help="Runs table file; measurements go to <stem>_measurements.<ext> beside it.",
 )
-def export_cmd(store_path: Path, fmt: str, out: Path) -> None:
+@click.option("--current", is_flag=True, help="Only the runs of the sweep file registered last.")
+def export_cmd(store_path: Path, fmt: str | None, out: Path, current: bool) -> None:
     """Export a store's runs and measurements as CSV or Parquet."""
-    from l2dynamics.sweep.store import export
+    from l2dynamics.sweep.store import export, export_format, measurements_path
 
+    fmt = export_format(out, fmt)
     _check_out(out)
-    with _open_store(store_path):
-        pass
-    export(store_path, out, fmt)
-    sys.stdout.write(f"wrote {out}\n")
+    check_file_target(measurements_path(out, fmt), "--out (its measurements file)")
+    export(store_path, out, fmt, current=current)
+    sys.stdout.write(f"wrote {out} and {measurements_path(out, fmt)}\n")
 
 
 def _figures_epilog() -> str:
@@ -813,8 +854,7 @@ def reproduce(
 
     run = runner(figure)
     out_dir = out_dir if out_dir is not None else Path(f"reproduce-{figure}-{scale}")
-    if not out_dir.parent.resolve().is_dir():
-        raise L2DynError(f"--out: directory {out_dir.parent} does not exist")
+    check_dir_target(out_dir, "--out")
     out_dir.mkdir(exist_ok=True)
     with _progress(quiet) as bar:
         request = ReproduceRequest(
@@ -845,8 +885,7 @@ def quickstart(out_dir: Path, json_out: bool, quiet: bool) -> None:
     budget, and writes report.html and summary.json into --out."""
     from l2dynamics.experiments import ReproduceRequest, runner
 
-    if not out_dir.parent.resolve().is_dir():
-        raise L2DynError(f"--out: directory {out_dir.parent} does not exist")
+    check_dir_target(out_dir, "--out")
     out_dir.mkdir(exist_ok=True)
     with _progress(quiet) as bar:
         request = ReproduceRequest("quickstart", "cpu", out_dir, progress=_bars(bar))
@@ -944,6 +983,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app.main(args=argv, prog_name="l2dyn", standalone_mode=False)
     except L2DynError as exc:
+        if isinstance(exc, ConfigError):
+            exc = exc.renamed(CLI_NAMES)
         err.print(f"l2dyn: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
     except click.exceptions.Exit as exc:

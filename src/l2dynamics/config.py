@@ -267,26 +267,39 @@ def field_default(cls: type, name: str) -> Any:
     raise KeyError(f"{cls.__name__} has no field {name!r} with a plain default")
 
 
-def _require(ok: bool, message: str) -> None:
+def _require(ok: bool, message: str, *fields: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` (naming ``fields``) unless ``ok``."""
     if not ok:
-        raise ConfigError(message)
+        raise ConfigError(message, *fields)
 
 
 def _positive(name: str, value: float | None) -> None:
     if value is not None:
-        _require(math.isfinite(value) and value > 0, f"{name} must be > 0 (got {value})")
+        _require(
+            math.isfinite(value) and value > 0,
+            f"{name} must be a finite number > 0 (got {value})",
+            name,
+        )
 
 
 def validate(cfg: TrainConfig) -> TrainConfig:
-    """Check ranges and choices; return ``cfg`` unchanged or raise :class:`ConfigError`."""
+    """Check ranges and choices; return ``cfg`` unchanged or raise :class:`ConfigError`.
+
+    Each error names the fields at fault (:attr:`ConfigError.fields`), which the CLI and sweep
+    files rename to the option or key the user typed.
+    """
     _positive("eta", cfg.eta)
-    _require(math.isfinite(cfg.lam) and cfg.lam >= 0, f"lam must be >= 0 (got {cfg.lam})")
-    _require(0 <= cfg.momentum < 1, f"momentum must be in [0, 1) (got {cfg.momentum})")
+    _require(
+        math.isfinite(cfg.lam) and cfg.lam >= 0,
+        f"lam must be a finite number >= 0 (got {cfg.lam})",
+        "lam",
+    )
+    _require(0 <= cfg.momentum < 1, f"momentum must be in [0, 1) (got {cfg.momentum})", "momentum")
     for name in ("budget_epochs", "budget_c", "max_epochs", "measure_resolution"):
         _positive(name, getattr(cfg, name))
     for name in ("batch_size", "measure_every", "eval_batch_size"):
         value = getattr(cfg, name)
-        _require(value is None or value > 0, f"{name} must be > 0 (got {value})")
+        _require(value is None or value > 0, f"{name} must be > 0 (got {value})", name)
     choices = {
         "loss": LOSSES,
         "lr_schedule": LR_SCHEDULES,
@@ -297,69 +310,138 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     }
     for name, allowed in choices.items():
         value = getattr(cfg, name)
-        _require(value in allowed, f"unknown {name} {value!r} (choose from {', '.join(allowed)})")
-    for name in ("n_train", "n_test"):
-        value = getattr(cfg.data, name)
-        _require(value is None or value > 0, f"data.{name} must be > 0 (got {value})")
-    _require(
-        cfg.data.subset_seed >= 0, f"data.subset_seed must be >= 0 (got {cfg.data.subset_seed})"
-    )
-    _require(cfg.seed >= 0, f"seed must be >= 0 (got {cfg.seed})")
-    _require(cfg.data.crop >= 0, f"data.crop must be >= 0 (got {cfg.data.crop})")
-    _require(
-        cfg.data.mixup_alpha >= 0, f"data.mixup_alpha must be >= 0 (got {cfg.data.mixup_alpha})"
-    )
+        _require(
+            value in allowed, f"unknown {name} {value!r} (choose from {', '.join(allowed)})", name
+        )
+    _validate_data(cfg.data)
+    _require(cfg.seed >= 0, f"seed must be >= 0 (got {cfg.seed})", "seed")
     _require(
         cfg.peak_stop is None or (math.isfinite(cfg.peak_stop) and cfg.peak_stop > 1),
         f"peak_stop must be > 1 (got {cfg.peak_stop})",
+        "peak_stop",
     )
-    _require(0 < cfg.peak_drop < 1, f"peak_drop must be in (0, 1) (got {cfg.peak_drop})")
+    _require(
+        0 < cfg.peak_drop < 1, f"peak_drop must be in (0, 1) (got {cfg.peak_drop})", "peak_drop"
+    )
     if cfg.autol2:
-        _require(
-            cfg.budget_c is None,
-            "autol2: give the budget in epochs (budget_epochs), not budget_c: c/(eta*lam) has "
-            "no fixed value when AutoL2 changes lam",
-        )
-        _require(cfg.autol2_decay > 1, f"autol2_decay must be > 1 (got {cfg.autol2_decay})")
-        _positive("autol2_refractory", cfg.autol2_refractory)
-        _require(cfg.autol2_period >= 1, f"autol2_period must be >= 1 (got {cfg.autol2_period})")
-        best = cfg.autol2_initial_best_loss
-        _require(
-            best is None or (not math.isnan(best) and best > 0),
-            f"autol2_initial_best_loss must be > 0 (got {best})",
-        )
-        measure = cfg.autol2_measure
-        _require(
-            measure is None or measure in AUTOL2_MEASURES,
-            f"unknown autol2_measure {measure!r} (choose from {', '.join(AUTOL2_MEASURES)})",
-        )
-        size = cfg.autol2_measure_size
-        _require(size >= 1, f"autol2_measure_size must be >= 1 (got {size})")
-        pred = cfg.autol2_lam_pred
-        if pred is not None:
-            _positive("autol2_lam_pred", pred)
-            _require(
-                cfg.lam == 0,
-                "autol2: give lam (the start) or autol2_lam_pred (a start 3x above it), not both",
-            )
+        _validate_autol2(cfg)
     budget_epochs(cfg)
     return cfg
+
+
+def _validate_data(d: DataConfig) -> None:
+    for name in ("n_train", "n_test"):
+        value = getattr(d, name)
+        _require(
+            value is None or value > 0, f"data.{name} must be > 0 (got {value})", f"data.{name}"
+        )
+    for name in ("subset_seed", "crop", "mixup_alpha"):
+        value = getattr(d, name)
+        _require(value >= 0, f"data.{name} must be >= 0 (got {value})", f"data.{name}")
+
+
+def _validate_autol2(cfg: TrainConfig) -> None:
+    _require(
+        cfg.budget_c is None,
+        "autol2: give the budget in epochs (budget_epochs), not budget_c: c/(eta*lam) has "
+        "no fixed value when AutoL2 changes lam",
+        "budget_epochs",
+        "budget_c",
+    )
+    decay = cfg.autol2_decay
+    _require(decay > 1, f"autol2_decay must be > 1 (got {decay})", "autol2_decay")
+    _positive("autol2_refractory", cfg.autol2_refractory)
+    period = cfg.autol2_period
+    _require(period >= 1, f"autol2_period must be >= 1 (got {period})", "autol2_period")
+    best = cfg.autol2_initial_best_loss
+    _require(
+        best is None or (not math.isnan(best) and best > 0),
+        f"autol2_initial_best_loss must be > 0 (got {best})",
+        "autol2_initial_best_loss",
+    )
+    measure = cfg.autol2_measure
+    _require(
+        measure is None or measure in AUTOL2_MEASURES,
+        f"unknown autol2_measure {measure!r} (choose from {', '.join(AUTOL2_MEASURES)})",
+        "autol2_measure",
+    )
+    size = cfg.autol2_measure_size
+    _require(size >= 1, f"autol2_measure_size must be >= 1 (got {size})", "autol2_measure_size")
+    pred = cfg.autol2_lam_pred
+    if pred is not None:
+        _positive("autol2_lam_pred", pred)
+        _require(
+            cfg.lam == 0,
+            "autol2: give lam (the start) or autol2_lam_pred (a start 3x above it), not both",
+            "lam",
+            "autol2_lam_pred",
+        )
+
+
+def validate_for_data(cfg: TrainConfig, n_train: int, *, short_budget: bool = False) -> TrainConfig:
+    """The rules that need the training set's size N (known once the data is loaded): a
+    minibatch of at most N examples, and a budget of at least one step (``budget_epochs(cfg)·N/B
+    >= 1``; a shorter budget trains one step, past its end, so its t* lies beyond its budget).
+    ``short_budget=True`` allows the shorter budgets: the paper-scale grids of Figures 2, S1
+    and S5 reach η·λ so large in a corner that c/(η·λ) epochs is under one step.
+
+    Raises:
+        ConfigError: naming ``batch_size`` and ``data.n_train``, or the budget's field.
+    """
+    batch = cfg.batch_size or n_train
+    _require(
+        batch <= n_train,
+        f"batch_size {batch} is larger than the training set of {n_train} examples (data.n_train)",
+        "batch_size",
+        "data.n_train",
+    )
+    epochs = budget_epochs(cfg)
+    steps = epochs * n_train / batch
+    if round(steps, 9) < 1 and not short_budget:
+        field, why = _budget_field(cfg)
+        raise ConfigError(
+            f"{field}: the budget of {epochs:.3g} epochs{why} is {steps:.3g} steps of "
+            f"{batch} of {n_train} examples, shorter than one step",
+            field,
+        )
+    return cfg
+
+
+def _budget_field(cfg: TrainConfig) -> tuple[str, str]:
+    """The field that sets ``cfg``'s budget, and how (for messages)."""
+    if cfg.budget_epochs is not None:
+        return "budget_epochs", ""
+    if cfg.budget_c is None or cfg.lam == 0 or budget_epochs(cfg) == cfg.max_epochs:
+        return "max_epochs", ""
+    return "budget_c", f" (c/(η·λ) at η = {cfg.eta:g}, λ = {cfg.lam:g})"
 
 
 def budget_epochs(cfg: TrainConfig) -> float:
     """The run's length in epochs: explicit, or ``c/(η·λ)`` capped by ``max_epochs``."""
     if cfg.budget_epochs is not None:
-        _require(cfg.budget_c is None, "give budget_epochs or budget_c, not both")
+        _require(
+            cfg.budget_c is None,
+            "give budget_epochs or budget_c, not both",
+            "budget_epochs",
+            "budget_c",
+        )
         return cfg.budget_epochs
     if cfg.budget_c is None:
         _require(
-            cfg.max_epochs is not None, "no budget: give budget_epochs, budget_c or max_epochs"
+            cfg.max_epochs is not None,
+            "no budget: give budget_epochs, budget_c or max_epochs",
+            "budget_epochs",
+            "budget_c",
+            "max_epochs",
         )
         return cfg.max_epochs
     if cfg.lam == 0:
         _require(
             cfg.max_epochs is not None,
             "lam = 0 with budget_c: c/(eta*lam) is infinite, give max_epochs or budget_epochs",
+            "budget_c",
+            "max_epochs",
+            "budget_epochs",
         )
         return cfg.max_epochs
     epochs = cfg.budget_c / (cfg.eta * cfg.lam)

@@ -22,7 +22,7 @@ from l2dynamics.experiments.kinds import analyse
 from l2dynamics.experiments.spec import Experiment, load_experiment
 from l2dynamics.progress import ProgressFn, Update
 from l2dynamics.sweep.runner import run_sweep
-from l2dynamics.sweep.spec import run_hash
+from l2dynamics.sweep.spec import combine_sweeps, run_hash
 from l2dynamics.sweep.store import load_measurements, load_runs
 
 STORE = "store.sqlite"
@@ -52,6 +52,8 @@ def train_sweeps(
     """
     total = sum(len(s.runs) for _, s in exp.sweeps)
     labels, offset, reused = {}, 0, 0
+    # the store belongs to the experiment at this scale: all its variants, checked as one
+    owner = combine_sweeps(f"{exp.figure}-{request.scale}", exp.sweeps)
     for label, sweep in exp.sweeps:
         report = run_sweep(
             sweep,
@@ -59,6 +61,8 @@ def train_sweeps(
             progress=forward(request, label, offset, total),
             executor=request.executor,
             address=request.address,
+            owner=owner,
+            short_budgets=True,  # the paper's grids (fig2, figS1, figS5) reach them in a corner
         )
         offset += len(sweep.runs)
         reused += report.skipped

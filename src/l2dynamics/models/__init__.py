@@ -9,7 +9,13 @@ from l2dynamics.models.cnn import CNN
 from l2dynamics.models.fc import FC
 from l2dynamics.models.init import ACTIVATIONS, activation_fn, bias_init, weight_init
 from l2dynamics.models.norm import BatchStatNorm
-from l2dynamics.models.registry import MODELS, build_model, count_params, model_options
+from l2dynamics.models.registry import (
+    MODELS,
+    build_model,
+    count_params,
+    model_defaults,
+    model_options,
+)
 from l2dynamics.models.wrn import WideResNet, WRNBlock
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "bias_init",
     "build_model",
     "count_params",
+    "model_defaults",
     "model_options",
     "weight_init",
 ]

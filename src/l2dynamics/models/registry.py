@@ -79,6 +79,18 @@ def model_options(name: str) -> tuple[str, ...]:
     return tuple(sorted(f.name for f in fields if f.name not in _NOT_OPTIONS))
 
 
+def model_defaults(name: str) -> dict[str, Any]:
+    """The default of each option of model ``name`` (empty for a name not registered)."""
+    if name not in _CLASSES:
+        return {}
+    fields = dataclasses.fields(_CLASSES[name])
+    return {
+        f.name: f.default
+        for f in fields
+        if f.name not in _NOT_OPTIONS and f.default is not dataclasses.MISSING
+    }
+
+
 def _check_option(model: str, option: str, value: Any) -> None:
     known = model_options(model)
     if option not in known:

@@ -27,6 +27,11 @@ def _import_ray():
     return ray
 
 
+def require_ray() -> None:
+    """Raise :class:`L2DynError` unless Ray imports (checked before a sweep touches its store)."""
+    _import_ray()
+
+
 def train_chunk_task(chunk: Chunk) -> list[tuple[str, RunResult]]:
     """Body of a Ray task: train one chunk in this worker, reusing its compiled programs."""
     global _WORKER_CONTEXT

@@ -4,19 +4,29 @@ The store is the only state: a run is queued, running, or finished (done / diver
 Starting a sweep on an existing store *resumes* it: finished runs are skipped, runs left
 ``running`` by a crash are re-run from the start (deterministically: same seed, same result).
 Only this process (the driver) writes the store.
+
+Everything that can be checked is checked before the store is created or touched: the
+executor (Ray importable), every data set (loaded once, then reused for training), each run
+against its data (:func:`l2dynamics.config.validate_for_data`), the store's health and that it
+belongs to this sweep (its data, model, train and budget sections; only the grid may change).
+A bad input leaves no run registered. A sweep stopped by Ctrl-C or SIGTERM sends its
+``running`` runs back to ``queued`` before it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
-from l2dynamics.errors import L2DynError
+from l2dynamics.config import validate_for_data
+from l2dynamics.errors import ConfigError, L2DynError
 from l2dynamics.progress import ProgressFn, Update, no_progress
 from l2dynamics.sweep.chunks import Chunk, Context, chunk_steps, plan, train_chunk
-from l2dynamics.sweep.spec import Sweep, config_dict, run_hash
-from l2dynamics.sweep.store import SUMMARY_COLUMNS, RunStore
+from l2dynamics.sweep.spec import Sweep, config_dict, run_hash, section_changes
+from l2dynamics.sweep.store import SUMMARY_COLUMNS, Registration, RunStore, StoreError
 from l2dynamics.train.run import RunResult
 
 SUMMARY_KEYS = tuple(SUMMARY_COLUMNS)
@@ -32,6 +42,7 @@ class SweepReport:
     diverged: int = 0
     failed: int = 0
     wall_s: float = 0.0
+    registration: Registration | None = None
 
     def update(self) -> Update:
         """The progress update of task ``"runs"``: runs finished (earlier ones included) of
@@ -61,6 +72,9 @@ def run_sweep(
     progress: ProgressFn | None = None,
     executor: str = "local",
     address: str | None = None,
+    notify: Callable[[str], None] | None = None,
+    owner: Sweep | None = None,
+    short_budgets: bool = False,
 ) -> SweepReport:
     """Create or resume the sweep's store and train every run that is not finished.
 
@@ -74,31 +88,80 @@ def run_sweep(
         executor: ``"local"`` (in this process) or ``"ray"`` (chunks become Ray tasks; this
             process alone writes the store).
         address: the Ray cluster to join (default: start a local one).
+        notify: gets one line when the sweep's grid differs from the one the store held
+            (runs new, kept, no longer in the file) or the sweep was renamed.
+        owner: the sweep the store belongs to when it holds several, of which ``sweep`` is
+            one (an experiment's variants, :func:`l2dynamics.sweep.spec.combine_sweeps`): its
+            identity and grid are registered and checked; default ``sweep``.
+        short_budgets: train runs whose budget is under one step for one step, instead of
+            refusing the sweep (see :func:`l2dynamics.config.validate_for_data`).
+
+    Raises:
+        L2DynError: a bad executor, data set or run (nothing is written then), a store that is
+            damaged, in use, or belongs to a sweep with other data, model, train or budget.
     """
-    if executor not in EXECUTORS:
-        raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
+    owner = owner or sweep
+    ctx = _preflight(owner, executor, short_budgets)
     progress = progress or no_progress
     start = time.perf_counter()
     with RunStore(store_path, lock=True) as store:
-        _register(store, sweep)
+        registration = _register(store, owner, notify or (lambda _: None))
         queued = {r.hash for r in store.runs("queued")}
         todo = [(h, c) for h, c in ((run_hash(c), c) for c in sweep.runs) if h in queued]
         report = SweepReport(total=len(sweep.runs), skipped=len(sweep.runs) - len(todo))
+        report.registration = registration
         progress(report.update())
-        ctx = Context()
-        chunks = plan(todo, ctx, vectorize, split=executor == "ray")
-        book = _Book(store, report, progress)
-        if executor == "ray":
-            from l2dynamics.sweep.ray_executor import run_chunks_on_ray  # Ray only when asked
-
-            store.mark_running([h for chunk in chunks for h in chunk.hashes])
-            run_chunks_on_ray(chunks, address, book.record, book.fail)
-        else:
-            for index, chunk in enumerate(chunks):
-                chunk_progress = _chunk_progress(progress, index, len(chunks), chunk, ctx)
-                _run_chunk(book, chunk, ctx, chunk_progress)
+        try:
+            _train(store, todo, ctx, report, progress, vectorize, executor, address)
+        except BaseException:  # Ctrl-C, SIGTERM, a bug: no run stays "running" behind us
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                store.requeue_running()
+            raise
     report.wall_s = time.perf_counter() - start
     return report
+
+
+def _preflight(sweep: Sweep, executor: str, short_budgets: bool) -> Context:
+    """Check what only the data can tell, before the store is touched: the executor, every data
+    set (loaded into the returned context, which training then reuses) and every run against
+    its data (names as in the sweep file)."""
+    if executor not in EXECUTORS:
+        raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
+    if executor == "ray":
+        from l2dynamics.sweep.ray_executor import require_ray  # Ray only when asked
+
+        require_ray()
+    ctx = Context()
+    for cfg in sweep.runs:
+        try:
+            validate_for_data(cfg, ctx.dataset(cfg).n_train, short_budget=short_budgets)
+        except ConfigError as exc:
+            raise exc.renamed(sweep.names) from None
+    return ctx
+
+
+def _train(
+    store: RunStore,
+    todo: list,
+    ctx: Context,
+    report: SweepReport,
+    progress: ProgressFn,
+    vectorize: bool | None,
+    executor: str,
+    address: str | None,
+) -> None:
+    """Train the runs ``todo`` (hash, config) with ``executor``, recording each result."""
+    chunks = plan(todo, ctx, vectorize, split=executor == "ray")
+    book = _Book(store, report, progress)
+    if executor == "ray":
+        from l2dynamics.sweep.ray_executor import run_chunks_on_ray  # Ray only when asked
+
+        store.mark_running([h for chunk in chunks for h in chunk.hashes])
+        run_chunks_on_ray(chunks, address, book.record, book.fail)
+    else:
+        for index, chunk in enumerate(chunks):
+            chunk_progress = _chunk_progress(progress, index, len(chunks), chunk, ctx)
+            _run_chunk(book, chunk, ctx, chunk_progress)
 
 
 def _chunk_progress(
@@ -134,12 +197,31 @@ class _Book:
         self.progress(self.report.update())
 
 
-def _register(store: RunStore, sweep: Sweep) -> None:
-    if store.get_meta("name") is None:
-        store.set_meta("name", sweep.name)
-        store.set_meta("source", sweep.source)
-    store.add_runs((run_hash(c), config_dict(c)) for c in sweep.runs)
-    store.reset_interrupted()
+def _register(store: RunStore, sweep: Sweep, notify: Callable[[str], None]) -> Registration:
+    """Make the store this sweep's: refuse a damaged store or one of another sweep (other
+    data, model, train or budget sections; a store written before stores recorded them adopts
+    this sweep's), register the grid, and tell ``notify`` how the grid changed."""
+    store.check()
+    old_sections, old_name = store.sweep_sections(), store.get_meta("name")
+    if old_sections is not None and sweep.sections:
+        changes = section_changes(old_sections, sweep.sections)
+        if changes:
+            raise StoreError(
+                f"store {store.path} belongs to sweep {old_name!r} with other settings "
+                f"({'; '.join(changes)}): a sweep resumes into its store with only its [grid] "
+                "changed; give another --store"
+            )
+    runs = [(run_hash(c), config_dict(c)) for c in sweep.runs]
+    reg = store.register_sweep(sweep.name, sweep.source, sweep.sections, runs)
+    if reg.had and old_name is not None and old_name != sweep.name:
+        notify(f"store {store.path}: sweep {old_name!r} is now named {sweep.name!r}")
+    if reg.had and (reg.new or reg.gone):
+        notify(
+            f"store {store.path}: the grid changed: {reg.new} runs new, {reg.kept} kept, "
+            f"{reg.gone} no longer in the sweep file (kept in the store; `l2dyn status "
+            "--current` and load_runs(..., current=True) show the current grid only)"
+        )
+    return reg
 
 
 def _run_chunk(book: _Book, chunk: Chunk, ctx: Context, progress: ProgressFn) -> None:

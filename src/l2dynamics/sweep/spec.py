@@ -34,7 +34,7 @@ import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +60,18 @@ FIXED_PER_RUN = ("data", "model", "eta", "lam", "seed", "budget_epochs", "budget
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
-    """A validated sweep: its name, the source text and one :class:`TrainConfig` per run."""
+    """A validated sweep: its name, the source text and one :class:`TrainConfig` per run.
+
+    ``sections`` is its identity in a store (:func:`sweep_sections`): the data, model, train
+    and budget settings that every run shares; a store refuses to resume with other ones.
+    ``names`` maps each configuration field to the key of the file that sets it, for messages.
+    """
 
     name: str
     runs: tuple[TrainConfig, ...]
     source: str = ""
+    sections: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    names: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 # Fields added to TrainConfig after l2dynamics 0.1.0: a run's configuration (and so its hash)
@@ -105,6 +112,69 @@ def run_hash(cfg: TrainConfig) -> str:
     """A stable identifier of a run: sha256 of its canonical JSON configuration (16 hex)."""
     text = json.dumps(config_dict(cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# The sections of a sweep file that make its identity in a store: only [grid] (and the name)
+# may change when a sweep resumes into the same store.
+IDENTITY_SECTIONS = ("data", "model", "train", "budget")
+
+
+def sweep_sections(base: TrainConfig, budget: Mapping[str, Any]) -> dict[str, Any]:
+    """A sweep's identity: its data, model and train settings as the runs hold them (so that a
+    value written twice ways, ``1`` or ``1.0``, or a default written out, is the same) and its
+    ``[budget]`` table as written (its rules are not fields of a run)."""
+    shared = config_dict(base)
+    data, model = shared.pop("data"), shared.pop("model")
+    train = {k: v for k, v in shared.items() if k not in FIXED_PER_RUN}
+    budget = {k: _plain_number(v) for k, v in budget.items()}
+    return {"data": data, "model": model, "train": train, "budget": budget}
+
+
+def section_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The keys where two identities (:func:`sweep_sections`) differ, dotted and sorted, each
+    as ``key: old -> new`` (``(none)`` where one of them lacks it)."""
+    return [f"{k}: {_show(a)} -> {_show(b)}" for k, a, b in _differences(old, new, "")]
+
+
+def _differences(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            a, b = old.get(key, _MISSING), new.get(key, _MISSING)
+            out += _differences(a, b, f"{prefix}{key}.")
+        return out
+    return [] if old == new else [(prefix.rstrip("."), old, new)]
+
+
+_MISSING = object()
+
+
+def _plain_number(value: Any) -> Any:
+    """Ints as floats (``c = 2`` is ``c = 2.0``); anything else as it is."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _show(value: Any) -> str:
+    return "(none)" if value is _MISSING else json.dumps(value, default=str)
+
+
+def file_names(budget: Mapping[str, Any]) -> dict[str, str]:
+    """The sweep file key that sets each configuration field (``budget_epochs`` ->
+    ``budget.epochs``, ``momentum`` -> ``train.momentum``), for messages."""
+    names = {f.name: f"train.{f.name}" for f in dataclasses.fields(TrainConfig)}
+    names |= {f"data.{f.name}": f"data.{f.name}" for f in dataclasses.fields(DataConfig)}
+    names |= {
+        "eta": "grid.eta",
+        "lam": "grid.lam",
+        "seed": "grid.seeds",
+        "budget_c": "budget.c",
+        "max_epochs": "budget.max_epochs",
+    }
+    epochs_key = next(
+        (k for k in ("epochs", "zero_lam_epochs", "zero_lam_time") if k in budget), "epochs"
+    )
+    names["budget_epochs"] = f"budget.{epochs_key}"
+    return names
 
 
 def _number(field: str, value: Any, *, allow_zero: bool) -> float:
@@ -208,6 +278,7 @@ def parse_sweep(data: Mapping[str, Any], source: str = "") -> Sweep:
     etas = _axis("grid.eta", data["grid"].get("eta"), allow_zero=False)
     lams = _axis("grid.lam", data["grid"].get("lam"), allow_zero=True)
     seeds = _seeds(data["grid"].get("seeds", [0]))
+    names = file_names(data["budget"])
     runs = []
     for eta in etas:
         for lam in lams:
@@ -215,11 +286,25 @@ def parse_sweep(data: Mapping[str, Any], source: str = "") -> Sweep:
                 cfg = dataclasses.replace(
                     base, eta=eta, lam=lam, seed=seed, **_budget(data["budget"], lam, eta)
                 )
-                runs.append(validate(cfg))
+                try:
+                    runs.append(validate(cfg))
+                except ConfigError as exc:
+                    raise exc.renamed(names) from None
     name = data.get("name", "sweep")
     if not isinstance(name, str):
         raise ConfigError(f"name: expected a string, got {name!r}")
-    return Sweep(name, tuple(runs), source)
+    sections = sweep_sections(base, data["budget"])
+    return Sweep(name, tuple(runs), source, sections, names)
+
+
+def combine_sweeps(name: str, parts: Sequence[tuple[str, Sweep]]) -> Sweep:
+    """One sweep owning a store that several sweeps (``(label, sweep)``: an experiment's
+    variants) train into: all their runs, and as identity each part's sections by label."""
+    runs = tuple(c for _, part in parts for c in part.runs)
+    sections = {label: dict(part.sections) for label, part in parts}
+    names = dict(parts[0][1].names) if parts else {}
+    source = "\n".join(part.source for _, part in parts)
+    return Sweep(name, runs, source, sections, names)
 
 
 def load_sweep(path: str | Path) -> Sweep:
@@ -240,8 +325,11 @@ __all__ = [
     "DataConfig",
     "ModelConfig",
     "Sweep",
+    "combine_sweeps",
     "config_dict",
     "load_sweep",
     "parse_sweep",
     "run_hash",
+    "section_changes",
+    "sweep_sections",
 ]

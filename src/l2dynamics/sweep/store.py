@@ -15,6 +15,14 @@ The file is in WAL mode: any number of readers (``l2dyn status``, ``l2dyn export
 :func:`load_runs`) read while one writer (the sweep) writes. Writers pass ``lock=True`` to take
 an advisory lock on ``PATH.lock``, so two sweeps never write the same store.
 
+A store belongs to one sweep: :meth:`RunStore.register_sweep` records the sweep file's name,
+text and content hash, its identity (the data, model, train and budget sections, see
+:func:`l2dynamics.sweep.spec.sweep_sections`) and the hashes of its current grid in ``meta``.
+A store whose pages are damaged raises :class:`StoreError` saying so (SQLite's own
+``PRAGMA quick_check`` and its corruption errors), never a raw ``sqlite3.DatabaseError``.
+:func:`writer_alive` tells a live sweep (it holds the lock) from a dead one whose runs were
+left ``running``.
+
 Tables: ``meta(key, value)``, ``runs`` (one row per run: status, the configuration as JSON,
 flattened ``eta``/``lam``/``seed``, the summary columns, ``error``, times in Unix seconds) and
 ``measurements`` (one row per curve point, ``idx`` its position in the curve). NaN floats are
@@ -26,12 +34,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
+import hashlib
 import importlib.util
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +91,11 @@ SUMMARY_COLUMNS: dict[str, bool] = {
 }
 BUSY_TIMEOUT_S = 30.0
 EXPORT_FORMATS = {"csv": ".csv", "parquet": ".parquet"}
+# The meta keys of the sweep a store belongs to (besides ``name`` and ``source``), written by
+# RunStore.register_sweep: the sweep file's sha256, its identity, its current grid's hashes.
+META_SOURCE_SHA = "source_sha256"
+META_SECTIONS = "sections"
+META_CURRENT = "current_runs"
 
 _SUMMARY_SQL = ",\n    ".join(
     f"{k} {'INTEGER' if is_int else 'REAL'}" for k, is_int in SUMMARY_COLUMNS.items()
@@ -120,6 +135,32 @@ class StoreError(L2DynError):
     """A run store that is missing, not a store, locked by another sweep or unreadable."""
 
 
+def _damaged(path: Path, detail: object) -> StoreError:
+    first = str(detail).splitlines()[0] if str(detail) else "unknown"
+    return StoreError(
+        f"store {path} is damaged ({first}); its runs cannot be trusted: keep a copy, run the "
+        "sweep into a new --store (`sqlite3 STORE .recover` may save what is intact)"
+    )
+
+
+def _guarded(fn: Callable) -> Callable:
+    """``fn`` (a method of :class:`RunStore`, or a function whose first argument is a store's
+    path) with SQLite's corruption errors turned into :class:`StoreError` saying the store is
+    damaged. Operational errors (locked, I/O) and constraint errors pass as they are."""
+
+    @functools.wraps(fn)
+    def wrapper(first: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(first, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
+                raise
+            path = first.path if isinstance(first, RunStore) else Path(first)
+            raise _damaged(path, exc) from exc
+
+    return wrapper
+
+
 @dataclasses.dataclass(frozen=True)
 class RunRecord:
     """One run of the store.
@@ -143,6 +184,18 @@ class RunRecord:
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Registration:
+    """What registering a sweep's grid did: runs of the grid ``new`` to the store and ``kept``
+    from it, store runs ``gone`` from the grid (kept in the store, not current), and the runs
+    the store ``had`` before."""
+
+    new: int
+    kept: int
+    gone: int
+    had: int
 
 
 class RunStore:
@@ -170,7 +223,7 @@ class RunStore:
             if create and not self.path.exists():
                 _create_store_file(self.path)
             self._conn = self._connect()
-            self._open_schema(create)
+            _guarded(RunStore._open_schema)(self, create)
         except BaseException:
             self.close()
             raise
@@ -264,18 +317,87 @@ class RunStore:
 
     # -- meta ----------------------------------------------------------------------------
 
+    @_guarded
     def set_meta(self, key: str, value: str) -> None:
         """Set a key of the ``meta`` table (e.g. ``name``, ``source``: the sweep file text)."""
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
+    @_guarded
     def get_meta(self, key: str) -> str | None:
         """The value of a ``meta`` key, or None when it is not set."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    @_guarded
+    def check(self) -> None:
+        """Raise :class:`StoreError` if SQLite finds the file damaged (``PRAGMA quick_check``:
+        every page and record read once, O(file size); the index cross-checks of a full
+        ``integrity_check`` are left out)."""
+        problems = [r[0] for r in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise _damaged(self.path, problems[0] if problems else "no answer")
+
+    # -- the sweep the store belongs to --------------------------------------------------
+
+    @_guarded
+    def sweep_sections(self) -> dict[str, Any] | None:
+        """The identity of the sweep registered last (``None``: a store written before
+        stores recorded one, or a new store)."""
+        text = self.get_meta(META_SECTIONS)
+        return None if text is None else json.loads(text)
+
+    @_guarded
+    def current_hashes(self) -> set[str] | None:
+        """The run hashes of the grid registered last (``None``: not recorded, as in a store
+        written before grids were recorded; then every run counts as current)."""
+        text = self.get_meta(META_CURRENT)
+        return None if text is None else set(json.loads(text))
+
+    @_guarded
+    def register_sweep(
+        self,
+        name: str,
+        source: str,
+        sections: Mapping[str, Any],
+        runs: Sequence[tuple[str, Mapping[str, Any]]],
+    ) -> Registration:
+        """Make the store the given sweep's, in one transaction: its name, text, content hash,
+        identity and current grid into ``meta``; its runs not yet stored as ``queued``;
+        ``running`` and ``failed`` runs back to ``queued`` (:meth:`reset_interrupted`).
+
+        The caller checks first that ``sections`` are the stored ones (a sweep resumes only
+        into its own store); the grid may differ. Returns the counts of the grid's runs.
+        """
+        meta = {
+            "name": name,
+            "source": source,
+            META_SOURCE_SHA: hashlib.sha256(source.encode()).hexdigest(),
+            META_SECTIONS: json.dumps(sections, sort_keys=True, default=str),
+            META_CURRENT: json.dumps(sorted({h for h, _ in runs})),
+        }
+        with self._write() as db:
+            had = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
+            new = _insert_runs(db, runs)
+            _reset_interrupted(db)
+            total = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        grid = len({h for h, _ in runs})
+        return Registration(new=new, kept=grid - new, gone=total - grid, had=had)
+
+    @_guarded
+    def requeue_running(self) -> int:
+        """Send ``running`` runs back to ``queued`` (a sweep stopped by Ctrl-C or SIGTERM, so
+        that its runs do not look busy); returns how many."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE runs SET status = 'queued', started_at = NULL WHERE status = 'running'"
+            )
+            return cur.rowcount
+
     # -- writing runs --------------------------------------------------------------------
 
+    @_guarded
     def add_runs(self, runs: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
         """Insert the runs not yet in the store as ``queued``; return how many were inserted.
 
@@ -283,17 +405,10 @@ class RunStore:
             runs: ``(hash, config)`` pairs; ``config`` must be JSON-able. Its keys ``eta``,
                 ``lam`` and ``seed`` (when present) are also stored as columns for queries.
         """
-        now = time.time()
-        rows = [(h, "queued", json.dumps(dict(c), sort_keys=True), *_flat(c), now) for h, c in runs]
         with self._write() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO runs (hash, status, config, eta, lam, seed, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            return db.total_changes - before
+            return _insert_runs(db, runs)
 
+    @_guarded
     def reset_interrupted(self) -> int:
         """Send ``running`` and ``failed`` runs back to ``queued``, dropping partial results.
 
@@ -301,16 +416,9 @@ class RunStore:
             The number of runs reset.
         """
         with self._write() as db:
-            db.execute(
-                "DELETE FROM measurements WHERE run_hash IN "
-                "(SELECT hash FROM runs WHERE status IN ('running', 'failed'))"
-            )
-            cur = db.execute(
-                f"UPDATE runs SET status = 'queued', error = NULL, started_at = NULL, "
-                f"finished_at = NULL, {_null_summary()} WHERE status IN ('running', 'failed')"
-            )
-            return cur.rowcount
+            return _reset_interrupted(db)
 
+    @_guarded
     def mark_running(self, hashes: Sequence[str]) -> None:
         """Mark runs ``running`` (their training starts now)."""
         now = time.time()
@@ -323,6 +431,7 @@ class RunStore:
                 )
                 self._check_found(cur, h)
 
+    @_guarded
     def record_result(
         self,
         run_hash: str,
@@ -360,6 +469,7 @@ class RunStore:
         marks = ", ".join("?" * (len(MEASUREMENT_COLUMNS) + 2))
         db.executemany(f"INSERT INTO measurements ({columns}) VALUES ({marks})", rows)
 
+    @_guarded
     def mark_failed(self, run_hash: str, error: str) -> None:
         """Mark a run ``failed`` with its error message; drop any measurements it has."""
         with self._write() as db:
@@ -377,6 +487,7 @@ class RunStore:
 
     # -- reading -------------------------------------------------------------------------
 
+    @_guarded
     def runs(self, status: str | None = None) -> list[RunRecord]:
         """All runs (in insertion order), or those with ``status``."""
         if status is not None and status not in STATUSES:
@@ -390,6 +501,7 @@ class RunStore:
             sql, args = sql + " WHERE status = ?", (status,)
         return [_record(row) for row in self._db.execute(sql + " ORDER BY rowid", args)]
 
+    @_guarded
     def counts(self) -> dict[str, int]:
         """The number of runs in each status (every status of :data:`STATUSES` is a key)."""
         out = dict.fromkeys(STATUSES, 0)
@@ -397,6 +509,7 @@ class RunStore:
             out[status] = n
         return out
 
+    @_guarded
     def measurements(self, run_hash: str) -> dict[str, np.ndarray]:
         """A run's stored curve: ``step`` as int64, the other columns as float64 (NaN kept).
 
@@ -416,6 +529,32 @@ class RunStore:
 
 
 # -- rows in and out ---------------------------------------------------------------------
+
+
+def _insert_runs(db: sqlite3.Connection, runs: Iterable[tuple[str, Mapping[str, Any]]]) -> int:
+    """Insert the runs not yet stored as ``queued`` (in the caller's transaction); how many."""
+    now = time.time()
+    rows = [(h, "queued", json.dumps(dict(c), sort_keys=True), *_flat(c), now) for h, c in runs]
+    before = db.total_changes
+    db.executemany(
+        "INSERT OR IGNORE INTO runs (hash, status, config, eta, lam, seed, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return db.total_changes - before
+
+
+def _reset_interrupted(db: sqlite3.Connection) -> int:
+    """``running`` and ``failed`` runs back to ``queued`` (in the caller's transaction)."""
+    db.execute(
+        "DELETE FROM measurements WHERE run_hash IN "
+        "(SELECT hash FROM runs WHERE status IN ('running', 'failed'))"
+    )
+    cur = db.execute(
+        f"UPDATE runs SET status = 'queued', error = NULL, started_at = NULL, "
+        f"finished_at = NULL, {_null_summary()} WHERE status IN ('running', 'failed')"
+    )
+    return cur.rowcount
 
 
 def _flat(config: Mapping[str, Any]) -> tuple[Any, Any, Any]:
@@ -536,26 +675,92 @@ def _release_lock(fd: int) -> None:
     os.close(fd)  # closing the descriptor releases the flock
 
 
+def writer_alive(path: str | os.PathLike) -> bool:
+    """Whether a sweep is writing the store now: a process holds its lock ``PATH.lock``.
+
+    A sweep holds the lock from start to end, and the system drops it when the process dies
+    (even by ``kill -9``), so runs left ``running`` by a dead sweep are interrupted, not busy.
+    The test takes a shared lock for an instant: a sweep starting in that instant is refused as
+    if another sweep held the store (run it again). Without a lock file nothing writes it.
+    """
+    if fcntl is None:  # pragma: no cover - not POSIX: no lock, say busy to stay on the safe side
+        return True
+    try:
+        fd = os.open(f"{path}.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases the shared lock, if taken
+    return False
+
+
 # -- pandas and export -------------------------------------------------------------------
 
 
-def load_runs(path: str | os.PathLike) -> pd.DataFrame:
-    """One row per run: hash, status, eta, lam, seed, every summary column, error, config.
+@_guarded
+def load_runs(path: str | os.PathLike, *, current: bool = False) -> pd.DataFrame:
+    """One row per run: hash, status, eta, lam, seed, model and its options, every summary
+    column, error, config.
 
-    ``config`` is the run's JSON text. Float columns are float64 (NaN where unknown); ``seed``,
-    ``t_star_step``, ``steps`` and ``diverged_step`` are nullable ``Int64``.
+    ``model`` is the model's name; then one column per model option of the store's runs
+    (``width``, ``depth``, ...), the run's value, else the model's default (NA for an option
+    its model does not have). ``config`` is the run's JSON text. Float columns are float64
+    (NaN where unknown); ``seed``, ``t_star_step``, ``steps`` and ``diverged_step`` are nullable
+    ``Int64``.
+
+    Args:
+        path: the store.
+        current: only the runs of the grid registered last (the sweep file of the last
+            ``l2dyn sweep``); a store written before grids were recorded gives every run.
+
+    Raises:
+        StoreError: the store is missing, not a store, or damaged.
     """
     import pandas as pd
 
     columns = ("hash", "status", "eta", "lam", "seed", *SUMMARY_COLUMNS, "error", "config")
     with RunStore(path, create=False) as store:
+        store.check()
         df = pd.read_sql_query(f"SELECT {', '.join(columns)} FROM runs ORDER BY rowid", store._db)
+        keep = store.current_hashes() if current else None
+    if keep is not None:
+        df = df[df["hash"].isin(keep)].reset_index(drop=True)
     ints = {"seed", *(k for k, is_int in SUMMARY_COLUMNS.items() if is_int)}
     floats = {"eta", "lam", *(k for k, is_int in SUMMARY_COLUMNS.items() if not is_int)}
     dtypes = {c: "Int64" for c in ints} | {c: "float64" for c in floats}
-    return df.astype(dtypes)
+    df = df.astype(dtypes)
+    models = _model_columns([json.loads(c) for c in df["config"]])
+    at = df.columns.get_loc("seed") + 1
+    for offset, (name, values) in enumerate(models.items()):
+        df.insert(at + offset, name, pd.Series(values, index=df.index, dtype="object"))
+        df[name] = df[name].infer_objects()  # int64, float64 (NaN for None), bool or object
+    return df
 
 
+def _model_columns(configs: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """``model`` and each model option of ``configs``: the run's value, else the model's
+    default, else None (an option of another model)."""
+    from l2dynamics.models import model_defaults  # flax only when a store is read into pandas
+
+    models = [c.get("model", {}) for c in configs]
+    names = [m.get("name") for m in models]
+    defaults = {n: model_defaults(n) for n in set(names) if n is not None}
+    given = {o for m in models for o in m.get("options", {})}
+    options = sorted(given.union(*defaults.values()))
+    out: dict[str, list[Any]] = {"model": names}
+    for option in options:
+        out[option] = [
+            m.get("options", {}).get(option, defaults.get(n, {}).get(option))
+            for m, n in zip(models, names, strict=True)
+        ]
+    return out
+
+
+@_guarded
 def load_measurements(path: str | os.PathLike) -> pd.DataFrame:
     """One row per measurement: hash, the run's configured ``eta``/``lam``/``seed`` (as in
     :func:`load_runs`), then the curve.
@@ -572,30 +777,67 @@ def load_measurements(path: str | os.PathLike) -> pd.DataFrame:
         "FROM measurements m JOIN runs r ON r.hash = m.run_hash ORDER BY r.rowid, m.idx"
     )
     with RunStore(path, create=False) as store:
+        store.check()
         df = pd.read_sql_query(sql, store._db)
     floats = {"eta", "lam", *MEASUREMENT_COLUMNS[1:]}
     dtypes = {c: "float64" for c in floats} | {"seed": "Int64", "step": "int64"}
     return df.astype(dtypes)
 
 
-def export(path: str | os.PathLike, out: str | os.PathLike, fmt: str) -> None:
+def export_format(out: str | os.PathLike, fmt: str | None) -> str:
+    """The format of an export to ``out``: ``fmt`` when given, else the one its suffix names
+    (``.parquet``/``.pq`` or ``.csv``), else CSV.
+
+    Raises:
+        StoreError: an unknown ``fmt``, or one that the suffix of ``out`` contradicts
+            (``--format parquet --out runs.csv`` would hide Parquet in a .csv file).
+    """
+    suffix = Path(out).suffix.lower()
+    named = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(suffix)
+    if fmt is None:
+        return named or "csv"
+    if fmt not in EXPORT_FORMATS:
+        raise StoreError(f"export format {fmt!r}: expected one of {sorted(EXPORT_FORMATS)}")
+    if named is not None and named != fmt:
+        raise StoreError(
+            f"--format {fmt} does not match --out {out} (a {named} name): give a name ending "
+            f"in {EXPORT_FORMATS[fmt]}, or leave --format out to follow the suffix"
+        )
+    return fmt
+
+
+def measurements_path(out: str | os.PathLike, fmt: str) -> Path:
+    """Where :func:`export` writes the measurements of an export to ``out``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_measurements{EXPORT_FORMATS[fmt]}")
+
+
+def export(
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    fmt: str | None = None,
+    *,
+    current: bool = False,
+) -> None:
     """Export a store's runs to ``out`` and its measurements to ``<stem>_measurements.<ext>``.
 
-    Both files are written atomically (a temporary file renamed into place).
+    Both tables are read before either file is written, and each is written atomically (a
+    temporary file renamed into place).
 
     Args:
         path: the store.
         out: the runs table file; the measurements table goes beside it.
-        fmt: ``"csv"`` or ``"parquet"`` (Parquet needs pyarrow).
+        fmt: ``"csv"`` or ``"parquet"`` (Parquet needs pyarrow); None: from the suffix of
+            ``out`` (:func:`export_format`).
+        current: only the runs of the grid registered last (see :func:`load_runs`).
     """
-    if fmt not in EXPORT_FORMATS:
-        raise StoreError(f"export format {fmt!r}: expected one of {sorted(EXPORT_FORMATS)}")
+    fmt = export_format(out, fmt)
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise StoreError("export format 'parquet' needs pyarrow (pip install pyarrow)")
-    out = Path(out)
-    measurements_out = out.with_name(f"{out.stem}_measurements{EXPORT_FORMATS[fmt]}")
-    _write_atomic(load_runs(path), out, fmt)
-    _write_atomic(load_measurements(path), measurements_out, fmt)
+    runs, curves = load_runs(path, current=current), load_measurements(path)
+    curves = curves[curves["hash"].isin(runs["hash"])].reset_index(drop=True)
+    _write_atomic(runs, Path(out), fmt)
+    _write_atomic(curves, measurements_path(out, fmt), fmt)
 
 
 def _write_atomic(df: pd.DataFrame, out: Path, fmt: str) -> None:

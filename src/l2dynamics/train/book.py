@@ -114,8 +114,11 @@ class RunBook:
         n_train: training examples N; batch: the minibatch size B actually used; n_test: test
             examples (the standard error of a test accuracy, for the toolkit's t*).
 
-    The book's clock starts when it is made: a pool makes the books of all its runs at once,
-    so their ``wall_s`` is the pool's time until each run ends.
+    ``wall_s`` is the run's own elapsed time, from its start to its result: the book's clock
+    starts when it is made, and a pool, which makes the books of all its runs at once, starts
+    each run's clock again when the run enters a lane (:meth:`start_clock`). A pooled run's
+    time therefore includes its lane-mates' share of the device (they train together), but not
+    the time it waited for a lane.
     """
 
     def __init__(self, cfg: TrainConfig, n_train: int, batch: int, n_test: int) -> None:
@@ -128,6 +131,10 @@ class RunBook:
         self.done = 0  # steps trained
         self.diverged: int | None = None  # the first step whose minibatch loss was not finite
         self.ended = False
+        self._start = time.perf_counter()
+
+    def start_clock(self) -> None:
+        """Start the run's wall clock now (a pooled run, as it enters its lane)."""
         self._start = time.perf_counter()
 
     def gap(self) -> int:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import l2dynamics.autol2.controller as controller
 from l2dynamics.autol2.options import AutoL2Options
 from l2dynamics.autol2.start import budget_lam0, preset
-from l2dynamics.config import TrainConfig, budget_epochs, validate
+from l2dynamics.config import TrainConfig, budget_epochs, validate, validate_for_data
 from l2dynamics.data import Dataset, load_dataset
 from l2dynamics.losses import l2_scale, loss_fn, one_hot
 from l2dynamics.models import build_model
@@ -286,13 +286,16 @@ def train(
     """Train one run to its budget (or divergence), measuring on the configured schedule.
 
     Args:
-        cfg: the run; validated here (raises :class:`~l2dynamics.errors.ConfigError`).
+        cfg: the run; validated here, and against its data
+            (:func:`~l2dynamics.config.validate_for_data`; raises
+            :class:`~l2dynamics.errors.ConfigError`).
         dataset: the data, if already loaded (else loaded from ``cfg.data``).
         progress: called after each measurement with an :class:`~l2dynamics.progress.Update`
             of task ``"train"`` in steps (status: epoch, train and test accuracy).
     """
     validate(cfg)
     ds = dataset if dataset is not None else load_data(cfg)
+    validate_for_data(cfg, ds.n_train)
     program = build_program(cfg, ds)
     return run_program(cfg, ds, program, progress=progress)
 

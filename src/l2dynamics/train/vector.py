@@ -121,6 +121,8 @@ class Pool:
         if not first:
             return False
         self.lane_run[: len(first)] = first
+        for i in first:
+            self.books[i].start_clock()
         padded = first + [first[0]] * (self.lanes - len(first))
         self.states = stack_states([init_state(self.books[i].cfg, self.program) for i in padded])
         self.hypers = stack_states([run_hyper(self.books[i]) for i in padded])
@@ -144,6 +146,7 @@ class Pool:
             self.lane_run[lane] = -1
             return
         j = self.queue.popleft()
+        self.books[j].start_clock()  # its wall_s counts from here, not from the pool's start
         one = (init_state(self.books[j].cfg, self.program), run_hyper(self.books[j]))
         put = self.program.pool.put
         self.states, self.hypers = put((self.states, self.hypers), jnp.int32(lane), one)
