@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,15 @@ def _why_not(table: pd.DataFrame, masks: dict[str, np.ndarray]) -> str:
     return f"of {len(table)} finished runs: " + ("; ".join(causes) if causes else "none excluded")
 
 
+def _seed_grid(used: pd.DataFrame, column: str) -> np.ndarray:
+    """log t* of the runs as a grid: (η, λ) points (sorted) × seeds, NaN where a seed has no
+    usable run at a point (runs without a seed count as one seed)."""
+    seeds = used["seed"].astype("float64").fillna(-1.0) if "seed" in used else 0.0
+    frame = used.assign(_seed=seeds, _log=np.log(used[column].astype(float)))
+    table = frame.pivot_table(index=["eta", "lam"], columns="_seed", values="_log", aggfunc="median")
+    return table.sort_index().to_numpy(np.float64)
+
+
 def fit_tstar(
     table: pd.DataFrame,
     *,
@@ -134,9 +144,10 @@ def fit_tstar(
     bootstrap intervals that include the spread between seeds.
 
     Each (η, λ) point is the median t* of its usable runs (its seeds). The bootstrap draws the
-    points with replacement and, within each point drawn, its seeds with replacement (a
-    two-level bootstrap), so the intervals carry both the scatter about the law and the
-    seed-to-seed spread of t*. With one seed per point it is the plain bootstrap of runs.
+    points with replacement and the seeds with replacement, the same seeds for every point (a
+    seed is one initial network at every η and λ; see :func:`_seed_medians`), so the intervals
+    carry both the scatter about the law and the spread between seeds. With one seed per point
+    it is the plain bootstrap of runs.
 
     Args:
         table: a :func:`~l2dynamics.analysis.tables.run_table` (t* in epochs).
@@ -160,35 +171,32 @@ def fit_tstar(
         raise ValueError(
             f"only {len(used)} usable run(s) for the t* fit (need >= 3); " + _why_not(table, masks)
         )
-    cells = [
-        np.log(g.to_numpy(np.float64))
-        for _, g in used.groupby(["eta", "lam"], sort=True)[t_star_column(estimator)]
-    ]
+    grid = _seed_grid(used, t_star_column(estimator))
     x = np.log(used.groupby(["eta", "lam"], sort=True)["eta_lam"].first().to_numpy(np.float64))
-    if len(cells) < 3 or np.ptp(x) < math.sqrt(_MIN_SXX):
+    if len(grid) < 3 or np.ptp(x) < math.sqrt(_MIN_SXX):
         raise ValueError(
-            f"the {len(used)} usable runs are at {len(cells)} (η, λ) point(s) and "
+            f"the {len(used)} usable runs are at {len(grid)} (η, λ) point(s) and "
             f"{len(np.unique(np.round(x, 9)))} distinct η·λ; need >= 3 points and >= 2 η·λ "
             "values to fit a slope"
         )
-    fit = _fit(x, cells, n_boot=n_boot, seed=seed, level=level)
+    fit = _fit(x, grid, n_boot=n_boot, seed=seed, level=level)
     return dataclasses.replace(fit, n_runs=int(len(used)), estimator=estimator)
 
 
-def _fit(
-    x: np.ndarray, cells: list[np.ndarray], *, n_boot: int, seed: int, level: float
-) -> PowerFit:
-    """Least squares on (x, y) = (log η·λ, median log t* of each point's seeds) and the
-    two-level bootstrap around it (points, then seeds within each point)."""
+def _fit(x: np.ndarray, grid: np.ndarray, *, n_boot: int, seed: int, level: float) -> PowerFit:
+    """Least squares on (x, y) = (log η·λ, median log t* over the seeds of each point) and the
+    bootstrap around it: points drawn with replacement, and seeds drawn with replacement once
+    per resample, for every point alike (``grid``: log t*, points × seeds, NaN where missing)."""
     rng = np.random.default_rng(seed)
-    y = np.array([np.median(c) for c in cells])
+    y = np.nanmedian(grid, axis=1)
     slope, intercept = _line(x[None, :], y[None, :])
     idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    medians = np.stack([_resampled_medians(c, n_boot, rng) for c in cells], axis=1)
-    y_boot = np.take_along_axis(medians, idx, axis=1)
-    b_slope, b_intercept = _line(x[idx], y_boot)
+    y_boot = np.take_along_axis(_seed_medians(grid, n_boot, rng), idx, axis=1)
+    w = np.isfinite(y_boot)  # a point none of whose drawn seeds was usable drops out
+    b_slope, b_intercept = _line(x[idx], np.where(w, y_boot, 0.0), w)
     ok = np.isfinite(b_slope)
-    b_fixed = (x[idx] + y_boot).mean(axis=1)  # log(t*·η·λ) averaged: the slope −1 fit
+    # log(t*·η·λ) averaged: the slope −1 fit
+    b_fixed = (w * (x[idx] + np.where(w, y_boot, 0.0))).sum(axis=1) / w.sum(axis=1)
     q = 100 * np.array([(1 - level) / 2, (1 + level) / 2])
 
     def interval(values: np.ndarray) -> tuple[float, float]:
@@ -203,26 +211,40 @@ def _fit(
         n_runs=int(len(x)),
         decades=float(np.ptp(x) / np.log(10)),
         c_fixed_slope=float(np.exp(np.mean(x + y))),
-        c_fixed_slope_ci=interval(np.exp(b_fixed)),
+        c_fixed_slope_ci=interval(np.exp(b_fixed[np.isfinite(b_fixed)])),
         level=float(level),
         n_cells=int(len(x)),
-        max_seeds=int(max(len(c) for c in cells)),
+        max_seeds=int(np.isfinite(grid).sum(axis=1).max()),
     )
 
 
-def _resampled_medians(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """The medians of ``n_boot`` resamples (with replacement) of ``values`` (shape (n_boot,));
-    one value gives itself every time (no draw, so one-seed fits reproduce the run bootstrap)."""
-    if len(values) == 1:
-        return np.full(n_boot, values[0])
-    return np.median(values[rng.integers(0, len(values), size=(n_boot, len(values)))], axis=1)
+def _seed_medians(grid: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Each point's median over ``n_boot`` resamples of the seeds (shape (n_boot, points)).
+
+    A resample draws the seeds (columns of ``grid``) with replacement once, for every point
+    alike: a seed is the same initial network at every (η, λ), so what it does to t* is
+    shared by the points (drawing seeds point by point would treat it as independent noise).
+    NaN where none of the drawn seeds has a t* at a point. One seed: no draw, so the
+    bootstrap is the plain bootstrap of points.
+    """
+    if grid.shape[1] == 1:
+        return np.broadcast_to(grid[:, 0], (n_boot, grid.shape[0])).copy()
+    draws = rng.integers(0, grid.shape[1], size=(n_boot, grid.shape[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points of a resample
+        return np.nanmedian(grid[:, draws], axis=2).T
 
 
-def _line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise least-squares lines y = a + b·x; b = NaN where a row's x are all equal."""
-    xm, ym = x.mean(axis=1, keepdims=True), y.mean(axis=1, keepdims=True)
-    sxx = ((x - xm) ** 2).sum(axis=1)
-    sxy = ((x - xm) * (y - ym)).sum(axis=1)
+def _line(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise least-squares lines y = a + b·x over the entries where ``w`` (default: all);
+    b = NaN where a row's x are all equal."""
+    w = np.ones(x.shape, bool) if w is None else w
+    n = np.maximum(w.sum(axis=1, keepdims=True), 1)
+    xm, ym = (w * x).sum(axis=1, keepdims=True) / n, (w * y).sum(axis=1, keepdims=True) / n
+    sxx = (w * (x - xm) ** 2).sum(axis=1)
+    sxy = (w * (x - xm) * (y - ym)).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         b = np.where(sxx > _MIN_SXX, sxy / sxx, np.nan)
     return b, ym[:, 0] - b * xm[:, 0]
