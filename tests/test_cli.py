@@ -43,6 +43,8 @@ def test_train_end_to_end_json_and_csv(run_cli, tmp_path):
     summary = json.loads(stdout)
     for key in ("status", "best_test_acc", "t_star_epochs", "final_train_acc", "steps", "wall_s"):
         assert key in summary
+    lo, t, hi = (summary[f"t_star_robust_{k}"] for k in ("lo", "epochs", "hi"))
+    assert 0 < lo <= t <= hi and t == pytest.approx((lo * hi) ** 0.5)  # the near-peak centre
     assert summary["status"] == "done" and summary["steps"] == 16
     rows = out.read_text().splitlines()
     assert rows[0].split(",")[:4] == ["step", "epoch", "time", "tau"]
@@ -61,6 +63,7 @@ def test_train_human_summary(run_cli):
     code, stdout, _ = run_cli(TINY)
     assert code in (0, None)
     assert "best test acc" in stdout and "t* (epochs)" in stdout
+    assert "near-peak interval [" in stdout and "the paper's t*" in stdout
 
 
 def test_train_autol2_records_lambda_schedule(run_cli, tmp_path):

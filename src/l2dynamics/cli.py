@@ -965,9 +965,13 @@ def _print_summary(summary: dict[str, Any], as_json: bool, out: Path | None) -> 
         f"status          {summary['status']}"
         + (f" at step {summary['diverged_step']}" if summary["diverged_step"] is not None else ""),
         f"best test acc   {summary['best_test_acc']:.4f}",
-        f"t* (epochs)     {summary['t_star_epochs']:.6g}"
-        f"   (±{100 * summary['t_star_resolution']:.1f}%)",
-        f"t*·η·λ          {summary['t_star_epochs'] * summary['eta'] * summary['lam']:.4g}",
+        f"t* (epochs)     {summary['t_star_robust_epochs']:.6g}   (near-peak interval "
+        f"[{summary['t_star_robust_lo']:.6g}, {summary['t_star_robust_hi']:.6g}]"
+        + ("" if summary["t_star_robust_closed"] else ", still open at the end of the run")
+        + ")",
+        f"t*·η·λ          {summary['t_star_robust_epochs'] * summary['eta'] * summary['lam']:.4g}",
+        f"first maximum   {summary['t_star_epochs']:.6g} epochs"
+        f"   (the paper's t*; ±{100 * summary['t_star_resolution']:.1f}%)",
         f"final train acc {summary['final_train_acc']:.4f}",
         f"steps           {summary['steps']}"
         f"  ({summary['epochs']:.6g} epochs of {summary['budget_epochs']:.6g})",

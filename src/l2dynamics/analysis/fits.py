@@ -128,8 +128,8 @@ def _seed_grid(used: pd.DataFrame, column: str) -> np.ndarray:
     usable run at a point (runs without a seed count as one seed)."""
     seeds = used["seed"].astype("float64").fillna(-1.0) if "seed" in used else 0.0
     frame = used.assign(_seed=seeds, _log=np.log(used[column].astype(float)))
-    table = frame.pivot_table(index=["eta", "lam"], columns="_seed", values="_log", aggfunc="median")
-    return table.sort_index().to_numpy(np.float64)
+    grid = frame.pivot_table(index=["eta", "lam"], columns="_seed", values="_log", aggfunc="median")
+    return grid.sort_index().to_numpy(np.float64)
 
 
 def fit_tstar(
