@@ -241,3 +241,21 @@ def test_analysis_never_imports_jax_training_or_the_cli(source):
             names = [node.module or ""]
         for name in names:
             assert not any(name == f or name.startswith(f + ".") for f in forbidden), name
+
+
+def test_a_store_written_before_the_near_peak_rule_gets_both_t_star_without_retraining():
+    """Stores of 0.1.0 hold curves, not the toolkit's t*: the run table computes it from them,
+    with the test-set size from each run's stored configuration."""
+    from pathlib import Path
+
+    from l2dynamics.results import near_peak
+
+    fixture = Path(__file__).parent / "fixtures" / "store-v0.1.0.sqlite"
+    runs, curves = load_runs(fixture), load_measurements(fixture)
+    table = run_table(runs, curves)
+    assert len(table) and table["t_star_robust"].notna().all()
+    for row in table.itertuples():
+        c = curves[curves["hash"] == row.hash].sort_values("epoch")
+        near = near_peak(c["epoch"], c["test_acc"], row.n_test)
+        assert (row.t_star_robust, row.t_star_robust_lo, row.t_star_robust_hi) == (
+            near.t_star, near.lo, near.hi)  # fmt: skip
