@@ -2,8 +2,24 @@
 
 The store is the only state: a run is queued, running, or finished (done / diverged / failed).
 Starting a sweep on an existing store *resumes* it: finished runs are skipped, runs left
-``running`` by a crash are re-run from the start (deterministically: same seed, same result).
-Only this process (the driver) writes the store.
+``running`` by a crash continue from their last checkpoint (or from the start when they have
+none), and end bit for bit as they would have uninterrupted. Only this process (the driver)
+writes the store.
+
+Checkpoints (:mod:`l2dynamics.train.checkpoint`) are saved at measurement points, at most
+every ``checkpoint_every_s`` seconds, with the local executor: a run trained alone keeps its
+own, a pool keeps one for all its lanes (a resumed pool retrains the runs that ended after its
+checkpoint, without recording them again, so that the others end as uninterrupted).
+
+Why in the store and not with Orbax: the store is already the sweep's only state, and a
+checkpoint is part of it. One SQLite transaction records a run's result and drops its
+checkpoint, so no crash leaves a checkpoint of a finished run or a run without either; a
+resumed sweep finds a checkpoint by the run's hash (or its pool's key) with the runs' rows;
+copying, locking and deleting a store carries its checkpoints along. Orbax writes a directory
+of files per checkpoint, atomically but beside the store, and would add a second state to keep
+consistent with it; its strengths (sharded arrays, asynchronous writes of large models) do not
+pay here, where a checkpoint is at most tens of MB written about once a minute. Ray workers do
+not write the store, so Ray sweeps do not checkpoint (their runs restart from step 0).
 """
 
 from __future__ import annotations
@@ -12,11 +28,12 @@ import dataclasses
 import time
 from typing import Any
 
+from l2dynamics.config import CHECKPOINT_EVERY_S
 from l2dynamics.errors import L2DynError
 from l2dynamics.progress import ProgressFn, Update, no_progress
-from l2dynamics.sweep.chunks import Chunk, Context, chunk_steps, plan, train_chunk
+from l2dynamics.sweep.chunks import Checkpoints, Chunk, Context, chunk_steps, plan, train_chunk
 from l2dynamics.sweep.spec import Sweep, config_dict, run_hash
-from l2dynamics.sweep.store import SUMMARY_COLUMNS, RunStore
+from l2dynamics.sweep.store import SUMMARY_COLUMNS, RunStore, pool_key
 from l2dynamics.train.run import RunResult
 
 SUMMARY_KEYS = tuple(SUMMARY_COLUMNS)
@@ -61,6 +78,7 @@ def run_sweep(
     progress: ProgressFn | None = None,
     executor: str = "local",
     address: str | None = None,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> SweepReport:
     """Create or resume the sweep's store and train every run that is not finished.
 
@@ -74,6 +92,8 @@ def run_sweep(
         executor: ``"local"`` (in this process) or ``"ray"`` (chunks become Ray tasks; this
             process alone writes the store).
         address: the Ray cluster to join (default: start a local one).
+        checkpoint_every_s: the least wall time between two checkpoints of a run or pool, in
+            seconds (0: at every measurement point; ``math.inf``: none); local executor only.
     """
     if executor not in EXECUTORS:
         raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
@@ -86,17 +106,21 @@ def run_sweep(
         report = SweepReport(total=len(sweep.runs), skipped=len(sweep.runs) - len(todo))
         progress(report.update())
         ctx = Context()
-        chunks = plan(todo, ctx, vectorize, split=executor == "ray")
-        book = _Book(store, report, progress)
+        book = _Book(store, report, progress, {h for h, _ in todo})
         if executor == "ray":
             from l2dynamics.sweep.ray_executor import run_chunks_on_ray  # Ray only when asked
 
+            chunks = plan(todo, ctx, vectorize, split=True)
             store.mark_running([h for chunk in chunks for h in chunk.hashes])
             run_chunks_on_ray(chunks, address, book.record, book.fail)
         else:
+            resumed = _resumed_pools(store, sweep, book.queued)
+            covered = {h for chunk in resumed for h in chunk.hashes}
+            chunks = resumed + plan([t for t in todo if t[0] not in covered], ctx, vectorize)
+            checkpoints = Checkpoints(store, checkpoint_every_s)
             for index, chunk in enumerate(chunks):
                 chunk_progress = _chunk_progress(progress, index, len(chunks), chunk, ctx)
-                _run_chunk(book, chunk, ctx, chunk_progress)
+                _run_chunk(book, chunk, ctx, chunk_progress, checkpoints)
     report.wall_s = time.perf_counter() - start
     return report
 
@@ -120,15 +144,21 @@ class _Book:
     store: RunStore
     report: SweepReport
     progress: ProgressFn
+    queued: set[str]
 
     def record(self, run_hash: str, result: RunResult) -> None:
-        """Store a finished run's result."""
+        """Store a finished run's result (a run finished earlier, retrained by a resumed pool
+        to keep its lanes' timing, is not recorded again)."""
+        if run_hash not in self.queued:
+            return
+        self.queued.discard(run_hash)
         self.store.record_result(run_hash, result.status, summary_of(result), result.curve)
         setattr(self.report, result.status, getattr(self.report, result.status) + 1)
         self.progress(self.report.update())
 
     def fail(self, run_hash: str, error: str) -> None:
         """Mark a run failed with ``error``."""
+        self.queued.discard(run_hash)
         self.store.mark_failed(run_hash, error)
         self.report.failed += 1
         self.progress(self.report.update())
@@ -142,19 +172,36 @@ def _register(store: RunStore, sweep: Sweep) -> None:
     store.reset_interrupted()
 
 
-def _run_chunk(book: _Book, chunk: Chunk, ctx: Context, progress: ProgressFn) -> None:
-    book.store.mark_running(chunk.hashes)
-    finished: set[str] = set()
+def _resumed_pools(store: RunStore, sweep: Sweep, queued: set[str]) -> list[Chunk]:
+    """The chunks of the pools that left a checkpoint, each with all its runs (in its order,
+    finished ones included); a pool checkpoint of runs this sweep does not hold, or with no run
+    left to train, is dropped."""
+    by_hash = {run_hash(c): c for c in sweep.runs}
+    chunks: list[Chunk] = []
+    covered: set[str] = set()
+    for key, hashes in store.checkpoint_runs().items():
+        if key != pool_key(hashes):
+            continue  # one run's checkpoint: its chunk finds it
+        runs = set(hashes)
+        if runs <= by_hash.keys() and runs & queued and not runs & covered:
+            cfgs = tuple(by_hash[h] for h in hashes)
+            chunks.append(Chunk(tuple(hashes), cfgs, lanes=max(2, len(hashes))))
+            covered |= runs
+        else:
+            store.delete_checkpoint(key)
+    return chunks
 
-    def record(run_hash: str, result: RunResult) -> None:
-        book.record(run_hash, result)
-        finished.add(run_hash)
 
+def _run_chunk(
+    book: _Book, chunk: Chunk, ctx: Context, progress: ProgressFn, checkpoints: Checkpoints
+) -> None:
+    book.store.mark_running([h for h in chunk.hashes if h in book.queued])
     try:
-        train_chunk(chunk, ctx, record, progress)
+        train_chunk(chunk, ctx, book.record, progress, checkpoints)
     except L2DynError:
         raise
     except Exception as exc:  # a bug or a resource error: keep the sweep going, say which runs
+        book.store.delete_checkpoint(pool_key(chunk.hashes))  # the retry starts afresh
         for h in chunk.hashes:
-            if h not in finished:
+            if h in book.queued:
                 book.fail(h, f"{type(exc).__name__}: {exc}")

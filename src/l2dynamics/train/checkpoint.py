@@ -31,6 +31,7 @@ import dataclasses
 import io
 import json
 import time
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -122,8 +123,18 @@ def to_bytes(snapshot: Snapshot) -> bytes:
 
 
 def from_bytes(blob: bytes) -> Snapshot:
-    """Decode :func:`to_bytes`'s output; raises :class:`CheckpointMismatchError` for another format
-    version or another backend (whose programs round differently)."""
+    """Decode :func:`to_bytes`'s output; raises :class:`CheckpointMismatchError` for bytes that
+    are not a checkpoint, another format version, or another backend (whose programs round
+    differently)."""
+    try:
+        return _decode(blob)
+    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, CheckpointMismatchError):
+            raise
+        raise CheckpointMismatchError(f"unreadable checkpoint ({exc})") from exc
+
+
+def _decode(blob: bytes) -> Snapshot:
     with np.load(io.BytesIO(blob), allow_pickle=False) as z:
         header = json.loads(z["header"].tobytes().decode())
         if header.get("format") != FORMAT:

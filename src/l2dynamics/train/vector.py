@@ -306,12 +306,16 @@ def train_vectorized(
     min_saving = tail_min_saving
     if min_saving is None:
         min_saving = TAIL_MIN_SAVING if jax.default_backend() == "cpu" else math.inf
+    # A new pool saves its start at once: resumed without a checkpoint, it would be planned
+    # anew from the runs left, maybe in another width, and round them differently.
+    first = checkpointer is not None and resume is None and math.isfinite(checkpointer.every_s)
     while True:
         pool.measure_due()
         if not pool.live():
             return
-        if checkpointer is not None and checkpointer.due():
+        if checkpointer is not None and (first or checkpointer.due()):
             checkpointer.write(pool.snapshot())
+            first = False
         if hand_over_tail(pool.remaining(), pool.lanes, len(pool.queue), min_saving):
             pool.train_tail(pool.tail(), checkpointer)
             return
