@@ -174,8 +174,9 @@ def _register(store: RunStore, sweep: Sweep) -> None:
 
 def _resumed_pools(store: RunStore, sweep: Sweep, queued: set[str]) -> list[Chunk]:
     """The chunks of the pools that left a checkpoint, each with all its runs (in its order,
-    finished ones included); a pool checkpoint of runs this sweep does not hold, or with no run
-    left to train, is dropped."""
+    finished ones included), resumed as pools whatever ``vectorize`` now says (so they end as
+    they would have); a pool checkpoint of runs this sweep does not hold, or with no run left
+    to train, is dropped."""
     by_hash = {run_hash(c): c for c in sweep.runs}
     chunks: list[Chunk] = []
     covered: set[str] = set()
@@ -185,6 +186,7 @@ def _resumed_pools(store: RunStore, sweep: Sweep, queued: set[str]) -> list[Chun
         runs = set(hashes)
         if runs <= by_hash.keys() and runs & queued and not runs & covered:
             cfgs = tuple(by_hash[h] for h in hashes)
+            # lanes > 1 marks a pool; its width comes from the checkpoint
             chunks.append(Chunk(tuple(hashes), cfgs, lanes=max(2, len(hashes))))
             covered |= runs
         else:
