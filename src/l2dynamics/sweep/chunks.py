@@ -126,8 +126,10 @@ class Checkpoints:
 
     def checkpointer(self, key: str, hashes: Sequence[str]) -> Checkpointer:
         """The checkpointer of the run or pool ``key`` holding the runs ``hashes``."""
-        save = lambda snap: self.store.save_checkpoint(key, hashes, to_bytes(snap))  # noqa: E731
-        return Checkpointer(save, self.every_s)
+        return Checkpointer(partial(self._save, key, tuple(hashes)), self.every_s)
+
+    def _save(self, key: str, hashes: tuple[str, ...], snapshot: Snapshot) -> None:
+        self.store.save_checkpoint(key, hashes, to_bytes(snapshot))
 
     def resume(self, key: str) -> Snapshot | None:
         """The checkpoint kept under ``key``, if any is there and readable (else dropped)."""
