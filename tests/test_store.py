@@ -23,6 +23,7 @@ from l2dynamics.sweep.store import (
     export,
     load_measurements,
     load_runs,
+    pool_key,
 )
 
 CONFIGS = {
@@ -373,3 +374,35 @@ def test_a_store_written_by_0_1_0_loads_with_the_new_column_names():
     pd.testing.assert_frame_equal(got, old[list(got.columns)], check_dtype=False)
     runs = load_runs(FIXTURES / "store-v0.1.0.sqlite")
     assert list(runs["status"]) == ["done", "done"] and list(runs["lam"]) == [0.01, 0.1]
+
+
+def test_checkpoints_are_kept_replaced_and_dropped_with_the_result(filled):
+    with RunStore(filled) as store:
+        store.mark_running(["h2"])
+        store.save_checkpoint("h2", ["h2"], b"first")
+        store.save_checkpoint("h2", ["h2"], b"\x00second")
+        key = pool_key(["h0", "h2"])
+        store.save_checkpoint(key, ["h0", "h2"], b"pool")
+        assert store.checkpoint("h2") == b"\x00second" and store.checkpoint("nope") is None
+        assert store.checkpoint_runs() == {"h2": ["h2"], key: ["h0", "h2"]}
+        store.record_result("h2", "done", make_summary(), make_curve(3))
+        assert store.checkpoint("h2") is None  # dropped in the result's transaction
+        assert store.checkpoint(key) == b"pool"  # a pool's stays until the pool ends
+        store.delete_checkpoint(key)
+        store.save_checkpoint("h1", ["h1"], b"x")
+        store.mark_failed("h1", "boom")
+        assert store.checkpoint_runs() == {}
+
+
+def test_a_store_without_the_checkpoints_table_gets_it_when_opened_to_write(tmp_path):
+    old = tmp_path / "old.sqlite"
+    old.write_bytes((FIXTURES / "store-v0.1.0.sqlite").read_bytes())
+    with RunStore(old, create=False) as reader:
+        assert reader.checkpoint_runs() == {} and reader.checkpoint("x") is None
+    with sqlite3.connect(old) as db:
+        assert "checkpoints" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    with RunStore(old, lock=True) as writer:
+        h = writer.runs()[0].hash
+        writer.save_checkpoint(h, [h], b"state")
+        assert writer.checkpoint(h) == b"state"
+    assert len(load_runs(old)) == 2

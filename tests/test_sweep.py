@@ -1,6 +1,8 @@
 """Sweeps end to end: store contents, resume, divergence, kill -9 and concurrent writers."""
 
+import math
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 
 from l2dynamics.sweep import RunStore, load_measurements, load_runs, load_sweep, run_sweep
+from l2dynamics.train.checkpoint import from_bytes
 
 SWEEP = """
 name = "test-grid"
@@ -78,44 +81,102 @@ def _cli(*args):
     return [sys.executable, "-m", "l2dynamics", *args]
 
 
-def test_kill_minus_nine_and_resume_gives_the_uninterrupted_results(tmp_path):
+def _checkpoints(store):
+    """(count, latest saved_at) of the store's checkpoints."""
+    if not store.exists():
+        return 0, 0.0
+    with sqlite3.connect(store) as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        if "checkpoints" not in tables:
+            return 0, 0.0
+        n, latest = db.execute("SELECT COUNT(*), MAX(saved_at) FROM checkpoints").fetchone()
+    return n, latest or 0.0
+
+
+def _checkpointed_steps(store):
+    """Steps trained by the runs the store's checkpoints hold."""
+    with RunStore(store, create=False) as s:
+        blobs = [s.checkpoint(key) for key in s.checkpoint_runs()]
+    return sum(b["done"] for blob in blobs for b in from_bytes(blob).books.values())
+
+
+def _same_stores(got_path, ref_path):
+    """Every run's status, summary (but its wall time) and curve are the same, bit for bit."""
+    got = load_runs(got_path).set_index("hash").sort_index().drop(columns="wall_s")
+    ref = load_runs(ref_path).set_index("hash").sort_index().drop(columns="wall_s")
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+    got_m = load_measurements(got_path).sort_values(["hash", "step"]).reset_index(drop=True)
+    ref_m = load_measurements(ref_path).sort_values(["hash", "step"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got_m, ref_m, check_exact=True)
+
+
+def test_kill_minus_nine_mid_run_resumes_from_checkpoints_bit_for_bit(tmp_path):
+    """SIGKILL ``l2dyn sweep`` three times, each a random moment after it saved a checkpoint,
+    then resume: the store holds exactly the uninterrupted sweep's results (a pool of 12 runs,
+    checkpointed at every measurement point)."""
     sweep_file = write_sweep(tmp_path / "s.toml", etas="[0.2, 0.5, 1.0]", c=2.0)
     text = sweep_file.read_text().replace("width = 16", "width = 256").replace("96", "256")
     sweep_file.write_text(text)  # runs of about a second each, so kills land mid-sweep
     reference = tmp_path / "ref.sqlite"
-    run_sweep(load_sweep(sweep_file), str(reference), vectorize=False)
+    run_sweep(load_sweep(sweep_file), str(reference), checkpoint_every_s=math.inf)
     store = tmp_path / "killed.sqlite"
+    args = ("sweep", str(sweep_file), "--store", str(store), "--quiet", "--checkpoint-every", "0")
     rng = np.random.default_rng(0)
-    finished = 0
-    for _ in range(3):  # each time: let at least one more run finish, then kill at a random moment
-        proc = subprocess.Popen(
-            _cli("sweep", str(sweep_file), "--store", str(store), "--quiet"),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        while proc.poll() is None and _finished(store) <= finished:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.5))
+    steps = []
+    for _ in range(3):  # each time: kill after a random number of new checkpoints
+        proc = subprocess.Popen(_cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seen, wanted = {_checkpoints(store)[1]}, rng.integers(3, 12)
+        while proc.poll() is None and len(seen) < wanted:
+            seen.add(_checkpoints(store)[1])
+            time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        finished = _finished(store)
-    assert 0 < finished < 12, "the kills should have interrupted the sweep part-way"
-    done = subprocess.run(
-        _cli("sweep", str(sweep_file), "--store", str(store), "--quiet"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+        steps.append(_checkpointed_steps(store))
+    assert _finished(store) < 12 and steps[-1] > 0, "the kills should land mid-run"
+    done = subprocess.run(_cli(*args), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    got = load_runs(store).set_index("hash").sort_index()
-    ref = load_runs(reference).set_index("hash").sort_index()
-    assert list(got.index) == list(ref.index) and len(got) == 12
-    assert set(got["status"]) == {"done"}
-    np.testing.assert_array_equal(got["t_star_epochs"], ref["t_star_epochs"])
-    np.testing.assert_allclose(got["best_test_acc"], ref["best_test_acc"], atol=1e-6)
-    counts = load_measurements(store).groupby("hash").size().sort_index()
-    ref_counts = load_measurements(reference).groupby("hash").size().sort_index()
-    assert counts.equals(ref_counts)  # no run's measurements are stored twice
+    _same_stores(store, reference)
+    assert _checkpoints(store)[0] == 0  # every run recorded, its checkpoint dropped
+
+
+class Interrupted(BaseException):  # noqa: N818 - a simulated kill, not an error
+    """Raised by a checkpoint's save: the sweep stops there, as if killed."""
+
+
+@pytest.mark.parametrize("vectorize", [False, True])
+@pytest.mark.parametrize(
+    "stop", [("save_checkpoint", 3), ("save_checkpoint", 100), ("record_result", 3)]
+)
+def test_a_sweep_stopped_mid_run_resumes_from_its_checkpoints_bit_for_bit(
+    tmp_path, monkeypatch, vectorize, stop
+):
+    """Stopped right after the n-th checkpoint, or right after the n-th result (a pool's last
+    checkpoint then predates it: the resumed pool retrains that run without recording it
+    again), the resumed sweep stores exactly the uninterrupted results and leaves no
+    checkpoint; a sweep without checkpoints (inf) writes none."""
+    spec = load_sweep(write_sweep(tmp_path / "s.toml", c=2.0))
+    reference = tmp_path / "ref.sqlite"
+    run_sweep(spec, str(reference), vectorize=vectorize, checkpoint_every_s=math.inf)
+    assert _checkpoints(reference)[0] == 0
+    store = tmp_path / "stopped.sqlite"
+    method, n = stop
+    original, count = getattr(RunStore, method), []
+
+    def stopping(self, *args):
+        original(self, *args)
+        count.append(1)
+        if len(count) == n:
+            raise Interrupted
+
+    monkeypatch.setattr(RunStore, method, stopping)
+    with pytest.raises(Interrupted):
+        run_sweep(spec, str(store), vectorize=vectorize, checkpoint_every_s=0)
+    monkeypatch.undo()
+    between_runs = method == "record_result" and not vectorize  # a run's own went with it
+    assert _checkpoints(store)[0] == (0 if between_runs else 1) and _finished(store) < 12
+    run_sweep(spec, str(store), vectorize=vectorize, checkpoint_every_s=0)
+    _same_stores(store, reference)
+    assert _checkpoints(store)[0] == 0
 
 
 def test_vectorized_resume_is_independent_of_how_runs_were_chunked(tmp_path):

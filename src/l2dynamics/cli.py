@@ -27,6 +27,7 @@ from l2dynamics.config import (
     AUTOL2_MEASURES,
     AUTOL2_PRESETS,
     CAL_LAM,
+    CHECKPOINT_EVERY_S,
     CLI_BUDGET_C,
     CLI_LAM,
     CONVENTIONS,
@@ -732,6 +733,16 @@ def _stopped_by_signal(resume: str) -> Iterator[None]:
     help="Train here, or as Ray tasks (pip install l2dynamics[ray]).",
 )
 @click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
+@click.option(
+    "--checkpoint-every",
+    "checkpoint_every_s",
+    type=click.FloatRange(min=0),
+    default=CHECKPOINT_EVERY_S,
+    show_default=True,
+    help="Seconds of wall time between checkpoints of the runs in training, taken at "
+    "measurement points (0: at every one; inf: none). A resumed sweep continues its runs from "
+    "them, with the results of an uninterrupted sweep. Local executor only.",
+)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 def sweep(
     sweep_file: Path,
@@ -739,6 +750,7 @@ def sweep(
     vectorize: bool | None,
     executor: str,
     address: str | None,
+    checkpoint_every_s: float,
     quiet: bool,
 ) -> None:
     """Train every run of SWEEP_FILE (TOML) into the store; resumes an interrupted sweep."""
@@ -759,6 +771,7 @@ def sweep(
             executor=executor,
             address=address,
             notify=_note,
+            checkpoint_every_s=checkpoint_every_s,
         )
     sys.stdout.write(
         f"{report.total} runs: {report.skipped} already done, {report.done} done, "

@@ -65,6 +65,14 @@ CLI_LAM = 0.01
 # Figure 2's budget of c/(η·λ) epochs with c = 2 instead of refusing to start.
 CLI_BUDGET_C = 2.0
 
+# Checkpoints of a sweep's runs in training (l2dyn sweep, sweep.runner.run_sweep): saved at a
+# measurement point once this many seconds of wall time have passed since the last one. Not a
+# field of TrainConfig: it changes no result (a resumed run ends bit for bit as uninterrupted),
+# so it enters neither a run's hash nor its group. The value costs well under 2% of a sweep's
+# wall time and bounds the work a kill loses to about a minute per pool
+# (benchmarks/RESULTS-checkpoints.md).
+CHECKPOINT_EVERY_S = 60.0
+
 # predict-l2's calibration run (:mod:`l2dynamics.predict`; here so that the CLI can show them
 # without importing JAX).
 CAL_LAM = 0.01  # the authors' calibration λ

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import jax
 
@@ -18,6 +19,14 @@ from l2dynamics.data import Dataset
 from l2dynamics.models import count_params
 from l2dynamics.progress import ProgressFn
 from l2dynamics.sweep.plan import group_key, plan_chunks, pool_lanes
+from l2dynamics.sweep.store import RunStore, pool_key
+from l2dynamics.train.checkpoint import (
+    Checkpointer,
+    CheckpointMismatchError,
+    Snapshot,
+    from_bytes,
+    to_bytes,
+)
 from l2dynamics.train.run import (
     Program,
     RunResult,
@@ -106,21 +115,54 @@ def chunk_steps(chunk: Chunk, ctx: Context) -> int:
     return max(ctx.steps(c) for c in chunk.cfgs)
 
 
+@dataclasses.dataclass(frozen=True)
+class Checkpoints:
+    """Where a chunk keeps its runs' checkpoints (the sweep's store, written by the process that
+    trains: the local executor) and how often, in seconds of wall time
+    (:data:`l2dynamics.config.CHECKPOINT_EVERY_S`)."""
+
+    store: RunStore
+    every_s: float
+
+    def checkpointer(self, key: str, hashes: Sequence[str]) -> Checkpointer:
+        """The checkpointer of the run or pool ``key`` holding the runs ``hashes``."""
+        return Checkpointer(partial(self._save, key, tuple(hashes)), self.every_s)
+
+    def _save(self, key: str, hashes: tuple[str, ...], snapshot: Snapshot) -> None:
+        self.store.save_checkpoint(key, hashes, to_bytes(snapshot))
+
+    def resume(self, key: str) -> Snapshot | None:
+        """The checkpoint kept under ``key``, if any is there and readable (else dropped)."""
+        blob = self.store.checkpoint(key)
+        if blob is None:
+            return None
+        try:
+            return from_bytes(blob)
+        except CheckpointMismatchError:
+            self.store.delete_checkpoint(key)
+            return None
+
+
 def train_chunk(
     chunk: Chunk,
     ctx: Context,
     on_result: Callable[[str, RunResult], None],
     progress: ProgressFn | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> None:
     """Train one chunk: in a pool of ``chunk.lanes`` lanes, or run by run when it is 1.
-    ``progress`` gets the runs' or the pool's updates."""
+    ``progress`` gets the runs' or the pool's updates. With ``checkpoints``, each run (or the
+    pool, whole) resumes from its checkpoint when there is one and leaves checkpoints; a
+    checkpoint that does not fit is dropped and its runs start afresh."""
     cfg0 = chunk.cfgs[0]
     ds, program = ctx.dataset(cfg0), ctx.program(cfg0)
     if chunk.lanes == 1:
         for run_hash, cfg in zip(chunk.hashes, chunk.cfgs, strict=True):
-            on_result(run_hash, run_program(cfg, ds, program, progress=progress))
+            train = partial(run_program, cfg, ds, program, progress=progress)
+            on_result(run_hash, _resuming(train, checkpoints, run_hash, [run_hash]))
         return
-    train_vectorized(
+    train = partial(
+        train_vectorized,
         chunk.cfgs,
         ds,
         program,
@@ -128,3 +170,22 @@ def train_chunk(
         progress=progress,
         lanes=chunk.lanes,
     )
+    key = pool_key(chunk.hashes)
+    _resuming(train, checkpoints, key, chunk.hashes)
+    if checkpoints is not None:
+        checkpoints.store.delete_checkpoint(key)
+
+
+def _resuming(train: Callable, checkpoints: Checkpoints | None, key: str, hashes: Sequence[str]):
+    """``train()`` with the checkpointer of ``key``, resuming from its checkpoint if one fits
+    (else from the start)."""
+    if checkpoints is None:
+        return train()
+    snapshot = checkpoints.resume(key)
+    checkpointer = checkpoints.checkpointer(key, hashes)
+    if snapshot is not None:
+        try:
+            return train(checkpointer=checkpointer, resume=snapshot)
+        except CheckpointMismatchError:
+            checkpoints.store.delete_checkpoint(key)
+    return train(checkpointer=checkpointer)

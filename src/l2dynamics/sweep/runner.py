@@ -2,8 +2,24 @@
 
 The store is the only state: a run is queued, running, or finished (done / diverged / failed).
 Starting a sweep on an existing store *resumes* it: finished runs are skipped, runs left
-``running`` by a crash are re-run from the start (deterministically: same seed, same result).
-Only this process (the driver) writes the store.
+``running`` by a crash continue from their last checkpoint (or from the start when they have
+none), and end bit for bit as they would have uninterrupted. Only this process (the driver)
+writes the store.
+
+Checkpoints (:mod:`l2dynamics.train.checkpoint`) are saved at measurement points, at most
+every ``checkpoint_every_s`` seconds, with the local executor: a run trained alone keeps its
+own, a pool keeps one for all its lanes (a resumed pool retrains the runs that ended after its
+checkpoint, without recording them again, so that the others end as uninterrupted).
+
+Why in the store and not with Orbax: the store is already the sweep's only state, and a
+checkpoint is part of it. One SQLite transaction records a run's result and drops its
+checkpoint, so no crash leaves a checkpoint of a finished run or a run without either; a
+resumed sweep finds a checkpoint by the run's hash (or its pool's key) with the runs' rows;
+copying, locking and deleting a store carries its checkpoints along. Orbax writes a directory
+of files per checkpoint, atomically but beside the store, and would add a second state to keep
+consistent with it; its strengths (sharded arrays, asynchronous writes of large models) do not
+pay here, where a checkpoint is at most tens of MB written about once a minute. Ray workers do
+not write the store, so Ray sweeps do not checkpoint (their runs restart from step 0).
 
 Everything that can be checked is checked before the store is created or touched: the
 executor (Ray importable), every data set (loaded once, then reused for training), each run
@@ -21,12 +37,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from l2dynamics.config import validate_for_data
+from l2dynamics.config import CHECKPOINT_EVERY_S, validate_for_data
 from l2dynamics.errors import ConfigError, L2DynError
 from l2dynamics.progress import ProgressFn, Update, no_progress
-from l2dynamics.sweep.chunks import Chunk, Context, chunk_steps, plan, train_chunk
+from l2dynamics.sweep.chunks import Checkpoints, Chunk, Context, chunk_steps, plan, train_chunk
 from l2dynamics.sweep.spec import Sweep, config_dict, run_hash, section_changes
-from l2dynamics.sweep.store import SUMMARY_COLUMNS, Registration, RunStore, StoreError
+from l2dynamics.sweep.store import (
+    SUMMARY_COLUMNS,
+    Registration,
+    RunStore,
+    StoreError,
+    pool_key,
+)
 from l2dynamics.train.run import RunResult
 
 SUMMARY_KEYS = tuple(SUMMARY_COLUMNS)
@@ -75,6 +97,7 @@ def run_sweep(
     notify: Callable[[str], None] | None = None,
     owner: Sweep | None = None,
     short_budgets: bool = False,
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S,
 ) -> SweepReport:
     """Create or resume the sweep's store and train every run that is not finished.
 
@@ -95,6 +118,8 @@ def run_sweep(
             identity and grid are registered and checked; default ``sweep``.
         short_budgets: train runs whose budget is under one step for one step, instead of
             refusing the sweep (see :func:`l2dynamics.config.validate_for_data`).
+        checkpoint_every_s: the least wall time between two checkpoints of a run or pool, in
+            seconds (0: at every measurement point; ``math.inf``: none); local executor only.
 
     Raises:
         L2DynError: a bad executor, data set or run (nothing is written then), a store that is
@@ -112,7 +137,9 @@ def run_sweep(
         report.registration = registration
         progress(report.update())
         try:
-            _train(store, todo, ctx, report, progress, vectorize, executor, address)
+            book = _Book(store, report, progress, {h for h, _ in todo})
+            checkpoints = Checkpoints(store, checkpoint_every_s)
+            _train(book, sweep, todo, ctx, vectorize, executor, address, checkpoints)
         except BaseException:  # Ctrl-C, SIGTERM, a bug: no run stays "running" behind us
             with contextlib.suppress(Exception):  # the first error is the one to report
                 store.requeue_running()
@@ -141,27 +168,31 @@ def _preflight(sweep: Sweep, executor: str, short_budgets: bool) -> Context:
 
 
 def _train(
-    store: RunStore,
+    book: _Book,
+    sweep: Sweep,
     todo: list,
     ctx: Context,
-    report: SweepReport,
-    progress: ProgressFn,
     vectorize: bool | None,
     executor: str,
     address: str | None,
+    checkpoints: Checkpoints,
 ) -> None:
-    """Train the runs ``todo`` (hash, config) with ``executor``, recording each result."""
-    chunks = plan(todo, ctx, vectorize, split=executor == "ray")
-    book = _Book(store, report, progress)
+    """Train the runs ``todo`` (hash, config) of ``sweep`` with ``executor``, recording each
+    result in ``book``; locally, pools that left a checkpoint resume first."""
+    store = book.store
     if executor == "ray":
         from l2dynamics.sweep.ray_executor import run_chunks_on_ray  # Ray only when asked
 
+        chunks = plan(todo, ctx, vectorize, split=True)
         store.mark_running([h for chunk in chunks for h in chunk.hashes])
         run_chunks_on_ray(chunks, address, book.record, book.fail)
-    else:
-        for index, chunk in enumerate(chunks):
-            chunk_progress = _chunk_progress(progress, index, len(chunks), chunk, ctx)
-            _run_chunk(book, chunk, ctx, chunk_progress)
+        return
+    resumed = _resumed_pools(store, sweep, book.queued)
+    covered = {h for chunk in resumed for h in chunk.hashes}
+    chunks = resumed + plan([t for t in todo if t[0] not in covered], ctx, vectorize)
+    for index, chunk in enumerate(chunks):
+        chunk_progress = _chunk_progress(book.progress, index, len(chunks), chunk, ctx)
+        _run_chunk(book, chunk, ctx, chunk_progress, checkpoints)
 
 
 def _chunk_progress(
@@ -183,15 +214,21 @@ class _Book:
     store: RunStore
     report: SweepReport
     progress: ProgressFn
+    queued: set[str]
 
     def record(self, run_hash: str, result: RunResult) -> None:
-        """Store a finished run's result."""
+        """Store a finished run's result (a run finished earlier, retrained by a resumed pool
+        to keep its lanes' timing, is not recorded again)."""
+        if run_hash not in self.queued:
+            return
+        self.queued.discard(run_hash)
         self.store.record_result(run_hash, result.status, summary_of(result), result.curve)
         setattr(self.report, result.status, getattr(self.report, result.status) + 1)
         self.progress(self.report.update())
 
     def fail(self, run_hash: str, error: str) -> None:
         """Mark a run failed with ``error``."""
+        self.queued.discard(run_hash)
         self.store.mark_failed(run_hash, error)
         self.report.failed += 1
         self.progress(self.report.update())
@@ -224,19 +261,38 @@ def _register(store: RunStore, sweep: Sweep, notify: Callable[[str], None]) -> R
     return reg
 
 
-def _run_chunk(book: _Book, chunk: Chunk, ctx: Context, progress: ProgressFn) -> None:
-    book.store.mark_running(chunk.hashes)
-    finished: set[str] = set()
+def _resumed_pools(store: RunStore, sweep: Sweep, queued: set[str]) -> list[Chunk]:
+    """The chunks of the pools that left a checkpoint, each with all its runs (in its order,
+    finished ones included), resumed as pools whatever ``vectorize`` now says (so they end as
+    they would have); a pool checkpoint of runs this sweep does not hold, or with no run left
+    to train, is dropped."""
+    by_hash = {run_hash(c): c for c in sweep.runs}
+    chunks: list[Chunk] = []
+    covered: set[str] = set()
+    for key, hashes in store.checkpoint_runs().items():
+        if key != pool_key(hashes):
+            continue  # one run's checkpoint: its chunk finds it
+        runs = set(hashes)
+        if runs <= by_hash.keys() and runs & queued and not runs & covered:
+            cfgs = tuple(by_hash[h] for h in hashes)
+            # lanes > 1 marks a pool; its width comes from the checkpoint
+            chunks.append(Chunk(tuple(hashes), cfgs, lanes=max(2, len(hashes))))
+            covered |= runs
+        else:
+            store.delete_checkpoint(key)
+    return chunks
 
-    def record(run_hash: str, result: RunResult) -> None:
-        book.record(run_hash, result)
-        finished.add(run_hash)
 
+def _run_chunk(
+    book: _Book, chunk: Chunk, ctx: Context, progress: ProgressFn, checkpoints: Checkpoints
+) -> None:
+    book.store.mark_running([h for h in chunk.hashes if h in book.queued])
     try:
-        train_chunk(chunk, ctx, record, progress)
+        train_chunk(chunk, ctx, book.record, progress, checkpoints)
     except L2DynError:
         raise
     except Exception as exc:  # a bug or a resource error: keep the sweep going, say which runs
+        book.store.delete_checkpoint(pool_key(chunk.hashes))  # the retry starts afresh
         for h in chunk.hashes:
-            if h not in finished:
+            if h in book.queued:
                 book.fail(h, f"{type(exc).__name__}: {exc}")

@@ -24,8 +24,10 @@ A store whose pages are damaged raises :class:`StoreError` saying so (SQLite's o
 left ``running``.
 
 Tables: ``meta(key, value)``, ``runs`` (one row per run: status, the configuration as JSON,
-flattened ``eta``/``lam``/``seed``, the summary columns, ``error``, times in Unix seconds) and
-``measurements`` (one row per curve point, ``idx`` its position in the curve). NaN floats are
+flattened ``eta``/``lam``/``seed``, the summary columns, ``error``, times in Unix seconds),
+``measurements`` (one row per curve point, ``idx`` its position in the curve) and
+``checkpoints`` (the latest checkpoint of each run or pool in training; a run's is dropped in
+the transaction that records its result or failure, a pool's when the pool ends). NaN floats are
 stored as SQL NULL (SQLite does so itself) and read back as NaN.
 """
 
@@ -129,6 +131,18 @@ CREATE TABLE IF NOT EXISTS measurements (
 ) WITHOUT ROWID;
 """
 _REQUIRED_TABLES = {"meta", "runs", "measurements"}
+# Checkpoints of runs in training (:mod:`l2dynamics.train.checkpoint`): one row per run trained
+# alone (``key`` = its hash) or per pool (``key`` = :func:`pool_key` of its runs), ``runs`` the
+# JSON list of the run hashes it holds. Not in SCHEMA: writers create it when missing, so stores
+# made before it load and resume unchanged (and readers of older versions ignore it).
+CHECKPOINTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    key TEXT PRIMARY KEY,
+    runs TEXT NOT NULL,
+    saved_at REAL NOT NULL,
+    state BLOB NOT NULL
+)
+"""
 
 
 class StoreError(L2DynError):
@@ -224,6 +238,8 @@ class RunStore:
                 _create_store_file(self.path)
             self._conn = self._connect()
             _guarded(RunStore._open_schema)(self, create)
+            if create or lock:
+                _guarded(RunStore._add_checkpoints_table)(self)
         except BaseException:
             self.close()
             raise
@@ -463,6 +479,7 @@ class RunStore:
             self._check_found(cur, run_hash)
             db.execute("DELETE FROM measurements WHERE run_hash = ?", (run_hash,))
             self._insert_measurements(db, rows)
+            self._drop_checkpoint(db, run_hash)
 
     def _insert_measurements(self, db: sqlite3.Connection, rows: list[tuple]) -> None:
         columns = ", ".join(("run_hash", "idx", *_SQL_CURVE))
@@ -480,10 +497,54 @@ class RunStore:
             )
             self._check_found(cur, run_hash)
             db.execute("DELETE FROM measurements WHERE run_hash = ?", (run_hash,))
+            self._drop_checkpoint(db, run_hash)
 
     def _check_found(self, cur: sqlite3.Cursor, run_hash: str) -> None:
         if cur.rowcount != 1:
             raise StoreError(f"store {self.path}: no run {run_hash!r}")
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def _add_checkpoints_table(self) -> None:
+        if "checkpoints" not in self._tables():
+            with self._write() as db:
+                db.execute(CHECKPOINTS_SCHEMA)
+
+    def _drop_checkpoint(self, db: sqlite3.Connection, key: str) -> None:
+        if "checkpoints" in self._tables():  # a store opened read-only may predate the table
+            db.execute("DELETE FROM checkpoints WHERE key = ?", (key,))
+
+    @_guarded
+    def save_checkpoint(self, key: str, runs: Sequence[str], state: bytes) -> None:
+        """Keep the checkpoint ``state`` of the runs ``runs`` under ``key`` (a run's hash, or a
+        pool's :func:`pool_key`), replacing the previous one, in one transaction."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?)",
+                (key, json.dumps(list(runs)), time.time(), sqlite3.Binary(state)),
+            )
+
+    @_guarded
+    def checkpoint(self, key: str) -> bytes | None:
+        """The checkpoint kept under ``key``, or None."""
+        if "checkpoints" not in self._tables():
+            return None
+        row = self._db.execute("SELECT state FROM checkpoints WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    @_guarded
+    def checkpoint_runs(self) -> dict[str, list[str]]:
+        """Every checkpoint's key and the hashes of the runs it holds."""
+        if "checkpoints" not in self._tables():
+            return {}
+        rows = self._db.execute("SELECT key, runs FROM checkpoints ORDER BY rowid")
+        return {key: json.loads(runs) for key, runs in rows}
+
+    @_guarded
+    def delete_checkpoint(self, key: str) -> None:
+        """Drop the checkpoint kept under ``key`` (if any)."""
+        with self._write() as db:
+            self._drop_checkpoint(db, key)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -555,6 +616,11 @@ def _reset_interrupted(db: sqlite3.Connection) -> int:
         f"finished_at = NULL, {_null_summary()} WHERE status IN ('running', 'failed')"
     )
     return cur.rowcount
+
+
+def pool_key(hashes: Sequence[str]) -> str:
+    """The checkpoint key of a pool of the runs ``hashes`` (in the pool's order)."""
+    return "pool-" + hashlib.sha256(",".join(hashes).encode()).hexdigest()[:16]
 
 
 def _flat(config: Mapping[str, Any]) -> tuple[Any, Any, Any]:

@@ -137,6 +137,20 @@ class RunBook:
         """Start the run's wall clock now (a pooled run, as it enters its lane)."""
         self._start = time.perf_counter()
 
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the book (JSON-able): the rows so far, the steps trained,
+        the divergence step and the wall time so far (s). The rest (budget, schedule, the next
+        measurement's index = the number of rows, the peak-aware stop's inputs) follows from
+        the configuration and the rows."""
+        wall = time.perf_counter() - self._start
+        return {"rows": self.rows, "done": self.done, "diverged": self.diverged, "wall_s": wall}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state` of the same run (its clock resumes at its wall time)."""
+        self.rows = [dict(r) for r in state["rows"]]
+        self.done, self.diverged = int(state["done"]), state["diverged"]
+        self._start = time.perf_counter() - float(state["wall_s"])
+
     def gap(self) -> int:
         """Steps to train before the next measurement is due (0: measure now)."""
         return int(self.schedule[len(self.rows)]) - self.done

@@ -45,6 +45,14 @@ from l2dynamics.train.book import (
     result_of,
     total_steps,
 )
+from l2dynamics.train.checkpoint import (
+    Checkpointer,
+    CheckpointMismatchError,
+    Snapshot,
+    host_leaves,
+    restore_run,
+    run_snapshot,
+)
 
 __all__ = [
     "PoolOps",
@@ -301,12 +309,35 @@ def train(
 
 
 def run_program(
-    cfg: TrainConfig, ds: Dataset, program: Program, *, progress: ProgressFn | None = None
+    cfg: TrainConfig,
+    ds: Dataset,
+    program: Program,
+    *,
+    progress: ProgressFn | None = None,
+    checkpointer: Checkpointer | None = None,
+    resume: Snapshot | None = None,
 ) -> RunResult:
-    """Run ``cfg`` with an already built :class:`Program` (reuse it across (η, λ))."""
+    """Run ``cfg`` with an already built :class:`Program` (reuse it across (η, λ)).
+
+    ``checkpointer``: leaves the run's checkpoint (mode ``"one"``) when due; ``resume``: such a
+    checkpoint of this run to continue from (the result is then bit for bit that of the run
+    uninterrupted). Raises :class:`~l2dynamics.train.checkpoint.CheckpointMismatchError` when
+    ``resume`` does not fit the run.
+    """
     book = RunBook(cfg, ds.n_train, program.spec.batch_size, ds.n_test)
     state = init_state(cfg, program)
-    train_with_book(book, state, run_hyper(book), program, ds, progress=progress)
+    if resume is not None:
+        if resume.mode != "one":
+            raise CheckpointMismatchError(f"a checkpoint of mode {resume.mode!r}, not of one run")
+        state = restore_run(book, state, resume, 0)
+    save = None
+    if checkpointer is not None:
+
+        def save(s: S.TrainState) -> None:
+            if checkpointer.due():
+                checkpointer.write(run_snapshot("one", {0: (book, host_leaves(s))}))
+
+    train_with_book(book, state, run_hyper(book), program, ds, progress=progress, checkpoint=save)
     return book.result()
 
 
@@ -318,9 +349,12 @@ def train_with_book(
     ds: Dataset,
     *,
     progress: ProgressFn | None = None,
+    checkpoint: Callable[[S.TrainState], None] | None = None,
 ) -> S.TrainState:
     """Train one run from ``state`` with the one-run program until its ``book`` says it has
-    ended; returns the last state. ``progress`` gets an update after each measurement."""
+    ended; returns the last state. ``progress`` gets an update after each measurement;
+    ``checkpoint(state)`` is called after each measurement that does not end the run (a
+    measurement point, where it may save a checkpoint)."""
     eval_batch = eval_batch_size(book.cfg, ds)
     while True:
         if book.gap() > 0:
@@ -333,6 +367,8 @@ def train_with_book(
             progress(measured_update(book, row))
         if book.ended:
             return state
+        if checkpoint is not None:
+            checkpoint(state)
 
 
 def measured_update(book: RunBook, row: dict[str, float]) -> Update:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import jax
@@ -33,6 +34,14 @@ from l2dynamics.config import TrainConfig
 from l2dynamics.data import Dataset
 from l2dynamics.progress import ProgressFn, Update
 from l2dynamics.train.book import RunBook, RunResult
+from l2dynamics.train.checkpoint import (
+    Checkpointer,
+    CheckpointMismatchError,
+    Snapshot,
+    host_leaves,
+    restore_run,
+    run_snapshot,
+)
 from l2dynamics.train.run import (
     Program,
     eval_batch_size,
@@ -123,10 +132,35 @@ class Pool:
         self.lane_run[: len(first)] = first
         for i in first:
             self.books[i].start_clock()
-        padded = first + [first[0]] * (self.lanes - len(first))
-        self.states = stack_states([init_state(self.books[i].cfg, self.program) for i in padded])
-        self.hypers = stack_states([run_hyper(self.books[i]) for i in padded])
+        self._stack({i: init_state(self.books[i].cfg, self.program) for i in first})
         return True
+
+    def _stack(self, states: dict[int, Any]) -> None:
+        """Stack the lanes' states (run index → state; empty lanes copy the first lane's)."""
+        live = [int(i) for i in self.lane_run if i >= 0]
+        order = [int(i) if i >= 0 else live[0] for i in self.lane_run]
+        self.states = stack_states([states[i] for i in order])
+        self.hypers = stack_states([run_hyper(self.books[i]) for i in order])
+
+    def snapshot(self) -> Snapshot:
+        """The pool's checkpoint: its width, lanes, queue and every live run (one transfer)."""
+        leaves = host_leaves(self.states)
+        runs = {i: (self.books[i], [x[lane] for x in leaves]) for lane, i in self.live()}
+        lane_run = [int(i) for i in self.lane_run]
+        return run_snapshot("pool", runs, lanes=self.lanes, lane_run=lane_run, queue=[*self.queue])
+
+    def restore(self, snap: Snapshot) -> None:
+        """Continue from a pool checkpoint :meth:`snapshot` of the same runs."""
+        if snap.mode != "pool" or len(snap.lane_run) != snap.lanes:
+            raise CheckpointMismatchError(f"not a pool checkpoint (mode {snap.mode!r})")
+        if not set(snap.states) <= set(range(len(self.books))):
+            raise CheckpointMismatchError("a pool checkpoint of other runs")
+        self.lanes, self.queue = snap.lanes, collections.deque(snap.queue)
+        self.lane_run = np.asarray(snap.lane_run, dtype=np.int64)
+        self._stack({i: self._restored(snap, i) for _, i in self.live()})
+
+    def _restored(self, snap: Snapshot, i: int) -> Any:
+        return restore_run(self.books[i], init_state(self.books[i].cfg, self.program), snap, i)
 
     def live(self) -> list[tuple[int, int]]:
         """(lane, run) of every lane that holds a run."""
@@ -191,17 +225,37 @@ class Pool:
                 self.refill(lane)
         self._report([self.books[i] for _, i in live])
 
-    def train_tail(self) -> None:
-        """Train the runs still in the lanes to their ends with the one-run program, one after
-        the other, in lane order."""
-        live = self.live()
-        for k, (lane, i) in enumerate(live):
-            state, hyper = self.program.pool.take((self.states, self.hypers), jnp.int32(lane))
-            left = [self.books[j] for _, j in live[k:]]
-            train_with_book(self.books[i], state, hyper, self.program, self.ds,
-                            progress=lambda _, left=left: self._report(left))  # fmt: skip
+    def tail(self) -> list[tuple[int, Any]]:
+        """The runs in the lanes, in lane order, each with its state copied out of the pool."""
+        take = self.program.pool.take
+        return [(i, take(self.states, jnp.int32(lane))) for lane, i in self.live()]
+
+    def restore_tail(self, snap: Snapshot) -> list[tuple[int, Any]]:
+        """The tail of a tail checkpoint: its runs still to train, each with its state."""
+        if snap.mode != "tail" or set(snap.queue) != set(snap.states):
+            raise CheckpointMismatchError(f"not a tail checkpoint (mode {snap.mode!r})")
+        return [(i, self._restored(snap, i)) for i in snap.queue]
+
+    def train_tail(self, tail: list[tuple[int, Any]], checkpointer: Checkpointer | None) -> None:
+        """Train the ``tail`` runs to their ends with the one-run program, one after the other;
+        a checkpoint holds the run in training and the states of the runs after it."""
+        for k, (i, state) in enumerate(tail):
+            left = [self.books[j] for j, _ in tail[k:]]
+            save = None
+            if checkpointer is not None:
+                save = partial(self._save_tail, checkpointer, i, tail[k + 1 :])
+            train_with_book(self.books[i], state, run_hyper(self.books[i]), self.program, self.ds,
+                            progress=lambda _, left=left: self._report(left),
+                            checkpoint=save)  # fmt: skip
             self.finish(i)
         self.lane_run[:] = -1
+
+    def _save_tail(self, checkpointer: Checkpointer, i: int, later: list, state: Any) -> None:
+        if checkpointer.due():
+            runs = {i: (self.books[i], host_leaves(state))}
+            runs |= {j: (self.books[j], host_leaves(s)) for j, s in later}
+            queue = [i, *(j for j, _ in later)]
+            checkpointer.write(run_snapshot("tail", runs, queue=queue))
 
     def _report(self, books: Sequence[RunBook]) -> None:
         if self.progress is not None:
@@ -218,6 +272,8 @@ def train_vectorized(
     progress: ProgressFn | None = None,
     lanes: int | None = None,
     tail_min_saving: float | None = None,
+    checkpointer: Checkpointer | None = None,
+    resume: Snapshot | None = None,
 ) -> None:
     """Train ``cfgs`` (same architecture, data, batch size and schedule kind) in one pool.
 
@@ -235,18 +291,35 @@ def train_vectorized(
         tail_min_saving: lane-steps a hand-over of the pool's tail to the one-run program
             must save (:func:`hand_over_tail`); ``math.inf``: never hand over. Default:
             :data:`TAIL_MIN_SAVING` on the CPU backend, never elsewhere.
+        checkpointer: saves the whole pool (mode ``"pool"`` or ``"tail"``) at measurement
+            points when due (:mod:`l2dynamics.train.checkpoint`).
+        resume: such a checkpoint of the same ``cfgs`` (same order) to continue from; every
+            run then ends bit for bit as in the pool uninterrupted (runs that ended after the
+            checkpoint are trained again and reported again). Raises
+            :class:`~l2dynamics.train.checkpoint.CheckpointMismatchError` when it does not fit.
     """
     pool = Pool(cfgs, ds, program, max(1, lanes or len(cfgs)), on_result, progress)
-    if not pool.fill():
+    if resume is not None and resume.mode == "tail":
+        pool.train_tail(pool.restore_tail(resume), checkpointer)
+        return
+    if resume is not None:
+        pool.restore(resume)
+    elif not pool.fill():
         return
     min_saving = tail_min_saving
     if min_saving is None:
         min_saving = TAIL_MIN_SAVING if jax.default_backend() == "cpu" else math.inf
+    # A new pool saves its start at once: resumed without a checkpoint, it would be planned
+    # anew from the runs left, maybe in another width, and round them differently.
+    first = checkpointer is not None and resume is None and math.isfinite(checkpointer.every_s)
     while True:
         pool.measure_due()
         if not pool.live():
             return
+        if checkpointer is not None and (first or checkpointer.due()):
+            checkpointer.write(pool.snapshot())
+            first = False
         if hand_over_tail(pool.remaining(), pool.lanes, len(pool.queue), min_saving):
-            pool.train_tail()
+            pool.train_tail(pool.tail(), checkpointer)
             return
         pool.step()
