@@ -93,7 +93,7 @@ def test_an_interrupted_sweep_leaves_no_run_running(tmp_path):
     store = tmp_path / "runs.sqlite"
 
     def stop_after_the_first(update):
-        if update.task == "runs" and update.done >= 1:
+        if update.task == "sweep" and update.runs[0] >= 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

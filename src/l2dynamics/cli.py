@@ -21,7 +21,16 @@ from typing import Any
 import click
 from click.core import ParameterSource
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from l2dynamics.config import (
     AUTOL2_MEASURES,
@@ -40,7 +49,7 @@ from l2dynamics.config import (
 )
 from l2dynamics.errors import ConfigError, L2DynError
 from l2dynamics.files import check_dir_target, check_file_target
-from l2dynamics.progress import LineProgress, ProgressFn, Update
+from l2dynamics.progress import LineProgress, ProgressFn, Update, count_text, status_text
 
 err = Console(stderr=True)
 
@@ -667,7 +676,7 @@ def _bars(bar: Progress | LineProgress, rename: dict[str, str] | None = None) ->
         if u.task not in tasks:
             name = (rename or {}).get(u.task, u.task)
             tasks[u.task] = bar.add_task(name, total=None, status="", unit=u.unit)
-        bar.update(tasks[u.task], completed=u.done, total=u.total, status=u.status)
+        bar.update(tasks[u.task], completed=u.done, total=u.total, status=status_text(u))
 
     return show
 
@@ -947,7 +956,7 @@ def _progress(quiet: bool) -> Progress | LineProgress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
+        _CountColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
@@ -955,6 +964,13 @@ def _progress(quiet: bool) -> Progress | LineProgress:
         disable=quiet,
         transient=False,
     )
+
+
+class _CountColumn(ProgressColumn):
+    """``done/total unit`` as the plain lines write it (:func:`l2dynamics.progress.count_text`)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(count_text(task.completed, task.total, task.fields.get("unit", "")))
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool, out: Path | None) -> None:

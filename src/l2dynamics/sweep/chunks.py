@@ -101,11 +101,6 @@ def plan(
     return chunks
 
 
-def chunk_steps(chunk: Chunk, ctx: Context) -> int:
-    """The longest budget of a chunk, in steps."""
-    return max(ctx.steps(c) for c in chunk.cfgs)
-
-
 def train_chunk(
     chunk: Chunk,
     ctx: Context,
