@@ -819,6 +819,40 @@ def export_cmd(store_path: Path, fmt: str | None, out: Path, current: bool) -> N
     sys.stdout.write(f"wrote {out} and {measurements_path(out, fmt)}\n")
 
 
+@app.command()
+@_store_option("SQLite run store (any sweep's).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory (created; default: STORE_report beside the store, e.g. "
+    "runs_report/ for runs.sqlite).",
+)
+@click.option(
+    "--all",
+    "every_run",
+    is_flag=True,
+    help="Every run in the store (default: the grid of the sweep file registered last).",
+)
+@click.option("--json", "json_out", is_flag=True, help="Print summary.json on stdout.")
+def report(store_path: Path, out_dir: Path | None, every_run: bool, json_out: bool) -> None:
+    """Analyse a store's finished runs and write figures, CSV tables, summary.json and a
+    self-contained report.html. The analysis is chosen from the runs and named in the report:
+    the t* law (t* vs η·λ, best accuracy vs λ, curves vs τ) for a fixed-λ (η, λ) grid, AutoL2
+    against the fixed λ when the store holds both, else the curves."""
+    from l2dynamics.experiments.store_report import write_store_report
+
+    summary = write_store_report(store_path, out_dir, every_run)
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    lines = [f"{summary['title']}: {summary['n_runs']} runs ({summary['kind']} analysis)"]
+    lines += _findings(summary)
+    lines.append(f"report: {summary['report']}   summary: {summary['summary_json']}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def _figures_epilog() -> str:
     """The figures ``reproduce`` knows, for its help text."""
     from l2dynamics.experiments import FIGURES
@@ -911,14 +945,7 @@ def _interval(ci: list[float] | None) -> str:
 
 def _quickstart_text(s: dict[str, Any]) -> str:
     """The quickstart's findings as a few lines of text."""
-    lines = [f"{s['title']}: {s['n_runs']} runs in {s['wall_s']:.0f} s"]
-    agree = s.get("seed_agreement", {})
-    for name, fit, key in (
-        ("t* (near-peak centre, the toolkit's)", s, "robust"),
-        ("t* (first maximum, the paper's)", s.get("paper", {}), "paper"),
-    ):
-        lines.append(f"{name}: " + _fit_text(fit, agree.get(key, {})))
-    lines += [f"note: {n}" for n in s.get("notes", [])]
+    lines = [f"{s['title']}: {s['n_runs']} runs in {s['wall_s']:.0f} s", *_findings(s)]
     best = "  ".join(f"λ={k}: {v:.3f}" for k, v in s["best_acc_by_lam"].items())
     lines.append(f"best test accuracy (max over η): {best}")
     if s.get("lam_pred") is not None:
@@ -930,23 +957,17 @@ def _quickstart_text(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _fit_text(fit: dict[str, Any], agree: dict[str, Any]) -> str:
-    """One estimator's t* = c/(η·λ)^b fit and seed agreement, as a line of text."""
-    seeds = (
-        f"; seeds differ on t* by a median {100 * agree['median']:.0f}%"
-        if agree.get("median") is not None
-        else ""
-    )
-    if fit.get("slope") is None:
-        return "no fit (see the notes)" + seeds
-    return (
-        f"fit over {fit['n_fit_runs']} runs at {fit['n_fit_points']} (η, λ) "
-        f"({fit['decades']:.2g} decades of η·λ; each the median of its seeds): "
-        f"slope {fit['slope']:.3f} (95% CI {_interval(fit['slope_ci'])}), "
-        f"c {fit['c']:.3g} (95% CI {_interval(fit['c_ci'])}); with the slope held at −1, "
-        f"c = t*·η·λ = {fit['c_slope_minus_1']:.3g} "
-        f"(95% CI {_interval(fit['c_slope_minus_1_ci'])})" + seeds
-    )
+def _findings(s: dict[str, Any]) -> list[str]:
+    """A summary's findings as lines, in the report's words: the t* fits (default estimator,
+    then the paper's), how far seeds put t*, the notes."""
+    from l2dynamics.analysis.summary_text import ESTIMATOR_NAMES, agreement_text, headline
+
+    lines = headline(s)
+    for key, agree in (s.get("seed_agreement") or {}).items():
+        if agree.get("n_pairs"):
+            name = ESTIMATOR_NAMES.get(key, key)
+            lines.append(f"a second seed moves t* ({name}) by {agreement_text(agree)}")
+    return lines + [f"note: {n}" for n in s.get("notes", [])]
 
 
 def _progress(quiet: bool) -> Progress | LineProgress:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,20 +154,44 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
     labels, reused = train_sweeps(exp, request, out / STORE)
     request.say("analysing", 1, 1)
     runs, curves = load_results(out / STORE, labels)
+    head = {"figure": exp.figure, "scale": request.scale, "title": exp.title}
+    # n_runs_from_store: finished by an earlier invocation, so wall_s excludes them
+    tail = {"n_runs_from_store": reused, "store": str(out / STORE)}
+    title = f"{exp.title} ({request.scale} scale)"
+    return write_outputs(exp, runs, curves, out, title=title, head=head, tail=tail, start=start)
+
+
+def write_outputs(
+    exp: Experiment,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    out: Path,
+    *,
+    title: str,
+    head: dict[str, Any],
+    tail: dict[str, Any],
+    start: float,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Analyse ``runs`` and ``curves`` by ``exp``'s kind and write into ``out`` its figures,
+    one CSV per table, ``summary.json`` and ``report.html`` (titled ``title``).
+
+    The summary is ``head``, the kind's values, the run counts, ``tail``, the wall time since
+    ``start`` (``time.perf_counter``, s), the paths written and the notes (``notes`` first);
+    it is returned.
+    """
     outcome = analyse(exp, runs, curves, out)
+    outcome.notes[:0] = notes
     n_test = test_set_note(runs, outcome.notes)
     for name, table in outcome.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     summary = {
-        "figure": exp.figure,
-        "scale": request.scale,
-        "title": exp.title,
+        **head,
         **outcome.summary,
         "n_test": n_test,
         "n_runs": int(len(runs)),
-        "n_runs_from_store": reused,  # finished by an earlier invocation: wall_s excludes them
+        **tail,
         "wall_s": round(time.perf_counter() - start, 1),
-        "store": str(out / STORE),
         "figure_png": str(outcome.figures[0][1]) if outcome.figures else None,
         "report": str(out / "report.html"),
         "summary_json": str(out / "summary.json"),
@@ -175,7 +200,7 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
     write_json(out / "summary.json", summary)
     write_report(
         out / "report.html",
-        title=f"{exp.title} ({request.scale} scale)",
+        title=title,
         summary=summary,
         figures=outcome.figures,
         tables=outcome.tables,
