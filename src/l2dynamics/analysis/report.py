@@ -34,9 +34,12 @@ dl.summary dd { margin: 0; overflow-wrap: anywhere; }
 dl.summary .group { grid-column: 1 / -1; }
 dl.summary dd.group { margin-left: 1.5em; }
 p.lead { margin: 0.3em 0; }
-figure { margin: 1em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #444; font-size: 0.95em; margin-top: 0.3em; }
+figure { margin: 1em 0; width: min(96vw, 1800px); position: relative; left: 50%;
+         transform: translateX(-50%); }  /* wider than the text: panels keep legible labels */
+figure img { display: block; margin: 0 auto; max-width: 100%; height: auto;
+             border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.95em; margin: 0.3em auto 0; max-width: 1150px;
+             padding: 0 1em; }
 .missing { color: #a00; }
 .table-wrap { overflow-x: auto; max-height: 40em; overflow-y: auto; }
 table.data { border-collapse: collapse; font-size: 0.85em; }
