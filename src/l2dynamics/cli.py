@@ -199,6 +199,41 @@ DATA_OPTIONS = _field_defaults(
     ],
 )
 
+# The default of each model option, by model, as --help shows it: the models' own field defaults
+# (l2dynamics.models.registry.model_defaults; not imported here, so that the command line starts
+# without JAX; tests/test_cli.py checks that the two agree).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "depth": {"fc": 3, "wrn": 28},
+    "width": {"fc": 2048, "wrn": 10},
+    "channels": {"cnn": 300},
+    "dense": {"cnn": 500},
+    "batch_norm": {"cnn": False},
+    "bn_group": {"cnn": 0, "wrn": 0},
+    "use_bias": {"fc": True, "cnn": True, "wrn": True},
+    "activation": {"fc": "relu", "cnn": "relu"},
+    "sigma_w": {"fc": math.sqrt(2.0), "cnn": math.sqrt(2.0), "wrn": 1.0},
+    "sigma_b": {"fc": 0.0, "cnn": 0.0, "wrn": 0.0},
+    "pool_window": {"cnn": 2},
+    "pool_stride": {"cnn": 2},
+}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return "√2" if value == math.sqrt(2.0) else f"{value:g}"
+    return str(value)
+
+
+def _model_help(text: str, field: str) -> str:
+    """``text`` and the option's default for each model that has it (``MODEL_DEFAULTS``)."""
+    per_model = MODEL_DEFAULTS[field]
+    if len(set(map(_shown, per_model.values()))) == 1:  # one value: the text names the models
+        return f"{text}  [default: {_shown(next(iter(per_model.values())))}]"
+    return f"{text}  [default: " + ", ".join(f"{m} {_shown(v)}" for m, v in per_model.items()) + "]"
+
+
 MODEL_OPTIONS = [
     (
         ("--model",),
@@ -209,29 +244,68 @@ MODEL_OPTIONS = [
             help="Network.",
         ),
     ),
-    (("--depth",), dict(type=int, default=None, help="FC hidden layers / WRN depth (6n+4).")),
-    (("--width",), dict(type=int, default=None, help="FC width / WRN width factor.")),
-    (("--channels",), dict(type=int, default=None, help="CNN channels.")),
-    (("--dense",), dict(type=int, default=None, help="CNN width of the hidden Dense layer.")),
-    (("--batch-norm/--no-batch-norm",), dict(default=None, help="CNN BatchNorm.")),
+    (
+        ("--depth",),
+        dict(
+            type=int,
+            default=None,
+            help=_model_help("FC hidden layers / WRN depth (6n+4).", "depth"),
+        ),
+    ),
+    (
+        ("--width",),
+        dict(type=int, default=None, help=_model_help("FC width / WRN width factor.", "width")),
+    ),
+    (("--channels",), dict(type=int, default=None, help=_model_help("CNN channels.", "channels"))),
+    (
+        ("--dense",),
+        dict(
+            type=int,
+            default=None,
+            help=_model_help("CNN width of the hidden Dense layer.", "dense"),
+        ),
+    ),
+    (
+        ("--batch-norm/--no-batch-norm",),
+        dict(default=None, help=_model_help("CNN BatchNorm.", "batch_norm")),
+    ),
     (
         ("--bn-group",),
         dict(
             type=int,
             default=None,
-            help="BatchNorm statistics per group of this many examples, as on data-parallel "
-            "devices (CNN with BatchNorm, WRN; 0 = the whole batch).",
+            help=_model_help(
+                "BatchNorm statistics per group of this many examples, as on data-parallel "
+                "devices (CNN with BatchNorm, WRN; 0 = the whole batch).",
+                "bn_group",
+            ),
         ),
     ),
-    (("--bias/--no-bias",), dict(default=None, help="Bias parameters.")),
-    (("--activation",), dict(default=None, help="relu, tanh, erf, gelu or linear.")),
+    (("--bias/--no-bias",), dict(default=None, help=_model_help("Bias parameters.", "use_bias"))),
+    (
+        ("--activation",),
+        dict(default=None, help=_model_help("relu, tanh, erf, gelu or linear.", "activation")),
+    ),
     (
         ("--sigma-w",),
-        dict(type=float, default=None, help="Weight init scale σ_w: W ~ N(0, σ_w²/fan_in)."),
+        dict(
+            type=float,
+            default=None,
+            help=_model_help("Weight init scale σ_w: W ~ N(0, σ_w²/fan_in).", "sigma_w"),
+        ),
     ),
-    (("--sigma-b",), dict(type=float, default=None, help="Bias init scale σ_b.")),
-    (("--pool-window",), dict(type=int, default=None, help="CNN max-pool window.")),
-    (("--pool-stride",), dict(type=int, default=None, help="CNN max-pool stride.")),
+    (
+        ("--sigma-b",),
+        dict(type=float, default=None, help=_model_help("Bias init scale σ_b.", "sigma_b")),
+    ),
+    (
+        ("--pool-window",),
+        dict(type=int, default=None, help=_model_help("CNN max-pool window.", "pool_window")),
+    ),
+    (
+        ("--pool-stride",),
+        dict(type=int, default=None, help=_model_help("CNN max-pool stride.", "pool_stride")),
+    ),
 ]
 
 RUN_OPTIONS = _field_defaults(
