@@ -33,10 +33,10 @@ def test_lines_are_rate_limited_but_completion_and_renames_always_show():
         bar.update(chunk, completed=5, status="3 runs active")  # same second: no line
     lines = out.getvalue().splitlines()
     assert lines == [
-        "[0:00:00] runs 0/4 runs 0 already in the store",
-        "[0:00:12] runs 2/4 runs done 2",
-        "[0:00:13] runs 4/4 runs done 4",
-        "[0:00:13] chunk 1/2 0/100 steps 3 runs",
+        "[0:00:00] runs 0/4 runs · 0 already in the store",
+        "[0:00:12] runs 2/4 runs · done 2",
+        "[0:00:13] runs 4/4 runs · done 4",
+        "[0:00:13] chunk 1/2 0/100 steps · 3 runs",
     ]
 
 

@@ -148,8 +148,8 @@ class LineProgress:
 
     @staticmethod
     def line(task: _Task) -> str:
-        """``description completed/total unit status`` (total omitted while unknown; the
+        """``description completed/total unit · status`` (total omitted while unknown; the
         count as :func:`count_text` writes it)."""
         done = count_text(task.completed, task.total, task.fields.get("unit", ""))
         status = task.fields.get("status", "")
-        return " ".join(part for part in (task.description, done, status) if part)
+        return f"{task.description} {done}" + (f" · {status}" if status else "")
