@@ -1034,12 +1034,12 @@ def _quickstart_text(s: dict[str, Any]) -> str:
 def _findings(s: dict[str, Any]) -> list[str]:
     """A summary's findings as lines, in the report's words: the t* fits (default estimator,
     then the paper's), how far seeds put t*, the notes."""
-    from l2dynamics.analysis.summary_text import ESTIMATOR_NAMES, agreement_text, headline
+    from l2dynamics.analysis.summary_text import ESTIMATOR_SHORT, agreement_text, headline
 
     lines = headline(s)
     for key, agree in (s.get("seed_agreement") or {}).items():
         if agree.get("n_pairs"):
-            name = ESTIMATOR_NAMES.get(key, key)
+            name = ESTIMATOR_SHORT.get(key, key)
             lines.append(f"a second seed moves t* ({name}) by {agreement_text(agree)}")
     return lines + [f"note: {n}" for n in s.get("notes", [])]
 

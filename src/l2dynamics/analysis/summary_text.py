@@ -27,6 +27,8 @@ ESTIMATOR_NAMES = {
     "paper": "the first maximum of test accuracy (the paper's t*)",
 }
 
+ESTIMATOR_SHORT = {"robust": "near-peak centre", "paper": "first maximum"}
+
 _FIT = {
     "slope": "slope b of t* = c/(η·λ)^b",
     "c": "c of that fit (t* in epochs, η·λ per epoch)",
@@ -192,6 +194,7 @@ def headline(summary: Mapping[str, Any]) -> list[str]:
 
 __all__ = [
     "ESTIMATOR_NAMES",
+    "ESTIMATOR_SHORT",
     "LABELS",
     "agreement_text",
     "fit_sentence",
