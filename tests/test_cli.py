@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from l2dynamics import cli, config
 from l2dynamics.autol2.start import step_scale_lam0
@@ -353,3 +354,17 @@ def test_a_c_budget_under_one_step_names_budget_c(run_cli):
     argv = [a for a in TINY if a not in ("--epochs", "4")]
     code, _, stderr = run_cli([*argv, "--eta", "1e6", "--budget-c", "2"])
     assert code == 2 and "--budget-c: the budget of" in stderr
+
+
+def test_model_option_defaults_shown_in_help_are_the_models_own():
+    """--help shows each model option's default per model (the command line does not import the
+    models, so it keeps a copy: it must equal every model's field default, and cover them)."""
+    from l2dynamics.models.registry import model_defaults
+
+    for model in ("fc", "cnn", "wrn"):
+        own = {k: v for k, v in model_defaults(model).items() if k != "sigma_w_last"}
+        shown = {f: per[model] for f, per in cli.MODEL_DEFAULTS.items() if model in per}
+        assert shown == own, model
+    text = " ".join(CliRunner().invoke(cli.app, ["train", "--help"]).output.split())
+    assert "[default: fc 3, wrn 28]" in text and "[default: fc 2048, wrn 10]" in text
+    assert "[default: fc √2, cnn √2, wrn 1]" in text and "[default: 300]" in text

@@ -95,7 +95,7 @@ def test_quickstart_command_end_to_end(run_cli, tmp_path, tiny_experiment):
     for key in ("slope", "c", "n_runs", "wall_s", "report", "lam_pred", "paper", "n_test"):
         assert key in summary
     lines = stdout.splitlines()
-    for estimator in ("t* (near-peak centre, the toolkit's):", "t* (first maximum, the paper's):"):
+    for estimator in ("t* as the near-peak centre (", "t* as the first maximum of test accuracy ("):
         (line,) = [x for x in lines if x.startswith(estimator)]
         assert ("slope" in line) or ("no fit" in line)
     assert ("slope" in lines[1]) == (summary["slope"] is not None)

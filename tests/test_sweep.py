@@ -303,3 +303,22 @@ def test_a_store_written_by_0_1_0_resumes_keeping_its_runs(tmp_path):
     same = load_measurements(fresh)
     same = same[same["hash"].isin(set(new["hash"]))].reset_index(drop=True)
     pd.testing.assert_frame_equal(new, same)
+
+
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_progress_counts_run_steps_of_the_budgets_and_runs_finished(tmp_path, vectorize):
+    """The sweep's bar: run-steps trained of the runs' budgets, never going back; a run that
+    stops early at its peak takes its unused budget out of the total, so the bar ends full,
+    at the steps the runs trained; the runs finished beside it."""
+    budget = "c = 0.5\nmax_epochs = 400"
+    path = write_sweep(tmp_path / "s.toml", etas="[0.5, 1.0]", budget=budget)
+    path.write_text(path.read_text().replace("[train]", "[train]\npeak_stop = 1.5"))
+    updates = []
+    report = run_sweep(load_sweep(path), str(tmp_path / "r.sqlite"), progress=updates.append,
+                       vectorize=vectorize)  # fmt: skip
+    assert {u.task for u in updates} == {"sweep"} and updates[0].done == 0
+    done = [u.done for u in updates]
+    assert done == sorted(done) and updates[0].total > updates[-1].total  # stopped early
+    steps = load_runs(tmp_path / "r.sqlite")["steps"].sum()
+    assert updates[-1].done == updates[-1].total == report.steps_done == steps
+    assert updates[-1].runs == (8, 8) and [u.runs[0] for u in updates][:1] == [0]

@@ -157,7 +157,7 @@ def test_a_pool_hands_its_tail_to_the_one_run_program_and_equals_one_by_one():
 def test_a_tail_of_several_runs_trains_them_one_after_the_other():
     """3 runs in 4 lanes: when the shortest ends, 2 of 4 lanes hold runs and both are handed
     over, in lane order (the 20-step run, then the 12-step one); progress counts the runs left
-    in the tail, 2 then 1, and the largest step among them."""
+    in the tail, 2 then 1, and the steps they have trained, summed (run-steps)."""
     cfgs = [dataclasses.replace(BASE, budget_c=None, budget_epochs=e) for e in (1.0, 3.0, 5.0)]
     ds = load_data(BASE)
     program = build_program(BASE, ds)
@@ -172,9 +172,9 @@ def test_a_tail_of_several_runs_trains_them_one_after_the_other():
         tail_min_saving=0,
     )
     assert program.run_steps._cache_size() == 1
-    tail = ticks[ticks.index((4, 3)) + 1 :]  # after the dispatch that ends the 4-step run
+    tail = ticks[ticks.index((3 * 4, 3)) + 1 :]  # after the dispatch to the 4-step run's end
     assert [a for _, a in tail] == sorted((a for _, a in tail), reverse=True)
-    assert (20, 2) in tail and tail[-1] == (12, 1)
+    assert (20 + 4, 2) in tail and tail[-1] == (12, 1)
     _same_as_alone(got, cfgs, ds)
 
 

@@ -21,7 +21,16 @@ from typing import Any
 import click
 from click.core import ParameterSource
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from l2dynamics.config import (
     AUTOL2_MEASURES,
@@ -41,7 +50,7 @@ from l2dynamics.config import (
 )
 from l2dynamics.errors import ConfigError, L2DynError
 from l2dynamics.files import check_dir_target, check_file_target
-from l2dynamics.progress import LineProgress, ProgressFn, Update
+from l2dynamics.progress import LineProgress, ProgressFn, Update, count_text, status_text
 
 err = Console(stderr=True)
 
@@ -191,6 +200,41 @@ DATA_OPTIONS = _field_defaults(
     ],
 )
 
+# The default of each model option, by model, as --help shows it: the models' own field defaults
+# (l2dynamics.models.registry.model_defaults; not imported here, so that the command line starts
+# without JAX; tests/test_cli.py checks that the two agree).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "depth": {"fc": 3, "wrn": 28},
+    "width": {"fc": 2048, "wrn": 10},
+    "channels": {"cnn": 300},
+    "dense": {"cnn": 500},
+    "batch_norm": {"cnn": False},
+    "bn_group": {"cnn": 0, "wrn": 0},
+    "use_bias": {"fc": True, "cnn": True, "wrn": True},
+    "activation": {"fc": "relu", "cnn": "relu"},
+    "sigma_w": {"fc": math.sqrt(2.0), "cnn": math.sqrt(2.0), "wrn": 1.0},
+    "sigma_b": {"fc": 0.0, "cnn": 0.0, "wrn": 0.0},
+    "pool_window": {"cnn": 2},
+    "pool_stride": {"cnn": 2},
+}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return "√2" if value == math.sqrt(2.0) else f"{value:g}"
+    return str(value)
+
+
+def _model_help(text: str, field: str) -> str:
+    """``text`` and the option's default for each model that has it (``MODEL_DEFAULTS``)."""
+    per_model = MODEL_DEFAULTS[field]
+    if len(set(map(_shown, per_model.values()))) == 1:  # one value: the text names the models
+        return f"{text}  [default: {_shown(next(iter(per_model.values())))}]"
+    return f"{text}  [default: " + ", ".join(f"{m} {_shown(v)}" for m, v in per_model.items()) + "]"
+
+
 MODEL_OPTIONS = [
     (
         ("--model",),
@@ -201,29 +245,68 @@ MODEL_OPTIONS = [
             help="Network.",
         ),
     ),
-    (("--depth",), dict(type=int, default=None, help="FC hidden layers / WRN depth (6n+4).")),
-    (("--width",), dict(type=int, default=None, help="FC width / WRN width factor.")),
-    (("--channels",), dict(type=int, default=None, help="CNN channels.")),
-    (("--dense",), dict(type=int, default=None, help="CNN width of the hidden Dense layer.")),
-    (("--batch-norm/--no-batch-norm",), dict(default=None, help="CNN BatchNorm.")),
+    (
+        ("--depth",),
+        dict(
+            type=int,
+            default=None,
+            help=_model_help("FC hidden layers / WRN depth (6n+4).", "depth"),
+        ),
+    ),
+    (
+        ("--width",),
+        dict(type=int, default=None, help=_model_help("FC width / WRN width factor.", "width")),
+    ),
+    (("--channels",), dict(type=int, default=None, help=_model_help("CNN channels.", "channels"))),
+    (
+        ("--dense",),
+        dict(
+            type=int,
+            default=None,
+            help=_model_help("CNN width of the hidden Dense layer.", "dense"),
+        ),
+    ),
+    (
+        ("--batch-norm/--no-batch-norm",),
+        dict(default=None, help=_model_help("CNN BatchNorm.", "batch_norm")),
+    ),
     (
         ("--bn-group",),
         dict(
             type=int,
             default=None,
-            help="BatchNorm statistics per group of this many examples, as on data-parallel "
-            "devices (CNN with BatchNorm, WRN; 0 = the whole batch).",
+            help=_model_help(
+                "BatchNorm statistics per group of this many examples, as on data-parallel "
+                "devices (CNN with BatchNorm, WRN; 0 = the whole batch).",
+                "bn_group",
+            ),
         ),
     ),
-    (("--bias/--no-bias",), dict(default=None, help="Bias parameters.")),
-    (("--activation",), dict(default=None, help="relu, tanh, erf, gelu or linear.")),
+    (("--bias/--no-bias",), dict(default=None, help=_model_help("Bias parameters.", "use_bias"))),
+    (
+        ("--activation",),
+        dict(default=None, help=_model_help("relu, tanh, erf, gelu or linear.", "activation")),
+    ),
     (
         ("--sigma-w",),
-        dict(type=float, default=None, help="Weight init scale σ_w: W ~ N(0, σ_w²/fan_in)."),
+        dict(
+            type=float,
+            default=None,
+            help=_model_help("Weight init scale σ_w: W ~ N(0, σ_w²/fan_in).", "sigma_w"),
+        ),
     ),
-    (("--sigma-b",), dict(type=float, default=None, help="Bias init scale σ_b.")),
-    (("--pool-window",), dict(type=int, default=None, help="CNN max-pool window.")),
-    (("--pool-stride",), dict(type=int, default=None, help="CNN max-pool stride.")),
+    (
+        ("--sigma-b",),
+        dict(type=float, default=None, help=_model_help("Bias init scale σ_b.", "sigma_b")),
+    ),
+    (
+        ("--pool-window",),
+        dict(type=int, default=None, help=_model_help("CNN max-pool window.", "pool_window")),
+    ),
+    (
+        ("--pool-stride",),
+        dict(type=int, default=None, help=_model_help("CNN max-pool stride.", "pool_stride")),
+    ),
 ]
 
 RUN_OPTIONS = _field_defaults(
@@ -668,7 +751,7 @@ def _bars(bar: Progress | LineProgress, rename: dict[str, str] | None = None) ->
         if u.task not in tasks:
             name = (rename or {}).get(u.task, u.task)
             tasks[u.task] = bar.add_task(name, total=None, status="", unit=u.unit)
-        bar.update(tasks[u.task], completed=u.done, total=u.total, status=u.status)
+        bar.update(tasks[u.task], completed=u.done, total=u.total, status=status_text(u))
 
     return show
 
@@ -823,6 +906,40 @@ def export_cmd(store_path: Path, fmt: str | None, out: Path, current: bool) -> N
     sys.stdout.write(f"wrote {out} and {measurements_path(out, fmt)}\n")
 
 
+@app.command()
+@_store_option("SQLite run store (any sweep's).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output directory (created; default: STORE_report beside the store, e.g. "
+    "runs_report/ for runs.sqlite).",
+)
+@click.option(
+    "--all",
+    "every_run",
+    is_flag=True,
+    help="Every run in the store (default: the grid of the sweep file registered last).",
+)
+@click.option("--json", "json_out", is_flag=True, help="Print summary.json on stdout.")
+def report(store_path: Path, out_dir: Path | None, every_run: bool, json_out: bool) -> None:
+    """Analyse a store's finished runs and write figures, CSV tables, summary.json and a
+    self-contained report.html. The analysis is chosen from the runs and named in the report:
+    the t* law (t* vs η·λ, best accuracy vs λ, curves vs τ) for a fixed-λ (η, λ) grid, AutoL2
+    against the fixed λ when the store holds both, else the curves."""
+    from l2dynamics.experiments.store_report import write_store_report
+
+    summary = write_store_report(store_path, out_dir, every_run)
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    lines = [f"{summary['title']}: {summary['n_runs']} runs ({summary['kind']} analysis)"]
+    lines += _findings(summary)
+    lines.append(f"report: {summary['report']}   summary: {summary['summary_json']}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def _figures_epilog() -> str:
     """The figures ``reproduce`` knows, for its help text."""
     from l2dynamics.experiments import FIGURES
@@ -915,14 +1032,7 @@ def _interval(ci: list[float] | None) -> str:
 
 def _quickstart_text(s: dict[str, Any]) -> str:
     """The quickstart's findings as a few lines of text."""
-    lines = [f"{s['title']}: {s['n_runs']} runs in {s['wall_s']:.0f} s"]
-    agree = s.get("seed_agreement", {})
-    for name, fit, key in (
-        ("t* (near-peak centre, the toolkit's)", s, "robust"),
-        ("t* (first maximum, the paper's)", s.get("paper", {}), "paper"),
-    ):
-        lines.append(f"{name}: " + _fit_text(fit, agree.get(key, {})))
-    lines += [f"note: {n}" for n in s.get("notes", [])]
+    lines = [f"{s['title']}: {s['n_runs']} runs in {s['wall_s']:.0f} s", *_findings(s)]
     best = "  ".join(f"λ={k}: {v:.3f}" for k, v in s["best_acc_by_lam"].items())
     lines.append(f"best test accuracy (max over η): {best}")
     if s.get("lam_pred") is not None:
@@ -934,23 +1044,17 @@ def _quickstart_text(s: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _fit_text(fit: dict[str, Any], agree: dict[str, Any]) -> str:
-    """One estimator's t* = c/(η·λ)^b fit and seed agreement, as a line of text."""
-    seeds = (
-        f"; seeds differ on t* by a median {100 * agree['median']:.0f}%"
-        if agree.get("median") is not None
-        else ""
-    )
-    if fit.get("slope") is None:
-        return "no fit (see the notes)" + seeds
-    return (
-        f"fit over {fit['n_fit_runs']} runs at {fit['n_fit_points']} (η, λ) "
-        f"({fit['decades']:.2g} decades of η·λ; each the median of its seeds): "
-        f"slope {fit['slope']:.3f} (95% CI {_interval(fit['slope_ci'])}), "
-        f"c {fit['c']:.3g} (95% CI {_interval(fit['c_ci'])}); with the slope held at −1, "
-        f"c = t*·η·λ = {fit['c_slope_minus_1']:.3g} "
-        f"(95% CI {_interval(fit['c_slope_minus_1_ci'])})" + seeds
-    )
+def _findings(s: dict[str, Any]) -> list[str]:
+    """A summary's findings as lines, in the report's words: the t* fits (default estimator,
+    then the paper's), how far seeds put t*, the notes."""
+    from l2dynamics.analysis.summary_text import ESTIMATOR_SHORT, agreement_text, headline
+
+    lines = headline(s)
+    for key, agree in (s.get("seed_agreement") or {}).items():
+        if agree.get("n_pairs"):
+            name = ESTIMATOR_SHORT.get(key, key)
+            lines.append(f"a second seed moves t* ({name}) by {agreement_text(agree)}")
+    return lines + [f"note: {n}" for n in s.get("notes", [])]
 
 
 def _progress(quiet: bool) -> Progress | LineProgress:
@@ -960,7 +1064,7 @@ def _progress(quiet: bool) -> Progress | LineProgress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
+        _CountColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
@@ -968,6 +1072,13 @@ def _progress(quiet: bool) -> Progress | LineProgress:
         disable=quiet,
         transient=False,
     )
+
+
+class _CountColumn(ProgressColumn):
+    """``done/total unit`` as the plain lines write it (:func:`l2dynamics.progress.count_text`)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(count_text(task.completed, task.total, task.fields.get("unit", "")))
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool, out: Path | None) -> None:

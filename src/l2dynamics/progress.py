@@ -8,6 +8,12 @@ under ``nohup``, a CI log, ``2> log``). :class:`LineProgress` takes the same cal
 ``rich.progress.Progress`` (``add_task``, ``update``, use as a context manager) and writes one
 line per task at most every ``every_s`` seconds, and always when a task completes or changes
 its description, so a long sweep in a log still says how far it is.
+
+A sweep (``l2dyn sweep``, ``reproduce``, ``quickstart``) is one bar in one format: run-steps
+trained of all its runs' budgets (so the time left is real even when the long runs go
+first), with the runs finished beside it (:attr:`Update.runs`). The text of the count and of
+the status beside the bar is :func:`count_text` and :func:`status_text`, for the live bar and
+the plain lines alike.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ class Update:
         total: out of how much (None while unknown).
         unit: ``"steps"``, ``"runs"``, … ("" for none).
         status: a short line on the state of the task (accuracy so far, runs active, …).
+        runs: for a sweep, (runs finished, of how many), shown before ``status``.
     """
 
     task: str
@@ -35,6 +42,7 @@ class Update:
     total: float | None = None
     unit: str = ""
     status: str = ""
+    runs: tuple[int, int] | None = None
 
 
 ProgressFn = Callable[[Update], None]
@@ -42,6 +50,23 @@ ProgressFn = Callable[[Update], None]
 
 def no_progress(update: Update) -> None:
     """The default :data:`ProgressFn`: report nothing."""
+
+
+def count_text(done: float, total: float | None, unit: str = "") -> str:
+    """``done/total unit`` with whole numbers grouped by thousands (``12,345/40,000
+    run-steps``); ``total`` left out while unknown."""
+    text = _number(done) + (f"/{_number(total)}" if total is not None else "")
+    return f"{text} {unit}" if unit else text
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3g}"
+
+
+def status_text(update: Update) -> str:
+    """What is shown beside a bar: the runs finished (a sweep's), then the status line."""
+    runs = f"runs finished {update.runs[0]}/{update.runs[1]}" if update.runs else ""
+    return " · ".join(part for part in (runs, update.status) if part)
 
 
 @dataclass
@@ -123,8 +148,8 @@ class LineProgress:
 
     @staticmethod
     def line(task: _Task) -> str:
-        """``description completed/total unit status`` (total omitted while unknown)."""
-        done = f"{task.completed:g}" + (f"/{task.total:g}" if task.total is not None else "")
-        unit = task.fields.get("unit", "")
+        """``description completed/total unit · status`` (total omitted while unknown; the
+        count as :func:`count_text` writes it)."""
+        done = count_text(task.completed, task.total, task.fields.get("unit", ""))
         status = task.fields.get("status", "")
-        return " ".join(part for part in (task.description, done, unit, status) if part)
+        return f"{task.description} {done}" + (f" · {status}" if status else "")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,17 @@ def draw_best_acc(
         mark_zero(ax, x0)
     _predicted_lines(ax, predicted or {})
     grid_ticks(ax, all_lams[all_lams > 0])
+    _bars_key(ax, lines.values())
+
+
+def _bars_key(ax: Axes, lines: Iterable[pd.DataFrame]) -> None:
+    """Say in a legend what the points and bars are: the mean over seeds at the best η, ±1
+    sample standard deviation over those seeds (:func:`best_acc_vs_lam`; none for one seed)."""
+    seeds = max((int(np.nanmax(v["n_seeds"])) for v in lines if len(v) and "n_seeds" in v),
+                default=1)  # fmt: skip
+    text = f"mean of {seeds} seeds; bars: ±1 s.d. over seeds" if seeds > 1 else "one seed: no bars"
+    ax.plot([], [], " ", label=text)
+    ax.legend(fontsize=7)
 
 
 def _acc_line(ax: Axes, acc: pd.DataFrame, x0: float, color: str, label: str) -> None:

@@ -11,19 +11,15 @@ from __future__ import annotations
 import base64
 import datetime
 import html
-import math
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from l2dynamics.analysis.summary_text import Item, format_value, headline, summary_items
 from l2dynamics.files import write_text
-
-SIGNIFICANT = 4  # digits of the numbers shown in the summary and the tables
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto;
@@ -31,13 +27,19 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
 h1 { font-size: 1.6em; margin-bottom: 0.1em; }
 h2 { font-size: 1.2em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
 .date { color: #666; margin-top: 0; }
-dl.summary { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1.5em; }
+dl.summary { display: grid; grid-template-columns: minmax(12em, 26em) minmax(0, 1fr);
+             gap: 0.2em 1.5em; margin: 0.3em 0; }
 dl.summary dt { font-weight: 600; }
-dl.summary dd { margin: 0; font-family: ui-monospace, Menlo, Consolas, monospace;
-                overflow-wrap: anywhere; }
-figure { margin: 1em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #444; font-size: 0.95em; margin-top: 0.3em; }
+dl.summary dd { margin: 0; overflow-wrap: anywhere; }
+dl.summary .group { grid-column: 1 / -1; }
+dl.summary dd.group { margin-left: 1.5em; }
+p.lead { margin: 0.3em 0; }
+figure { margin: 1em 0; width: min(96vw, 1800px); position: relative; left: 50%;
+         transform: translateX(-50%); }  /* wider than the text: panels keep legible labels */
+figure img { display: block; margin: 0 auto; max-width: 100%; height: auto;
+             border: 1px solid #eee; }
+figcaption { color: #444; font-size: 0.95em; margin: 0.3em auto 0; max-width: 1150px;
+             padding: 0 1em; }
 .missing { color: #a00; }
 .table-wrap { overflow-x: auto; max-height: 40em; overflow-y: auto; }
 table.data { border-collapse: collapse; font-size: 0.85em; }
@@ -48,42 +50,24 @@ ul.notes li { margin-bottom: 0.3em; }
 """
 
 
-def format_value(value: Any) -> str:
-    """A value as text: numbers to 4 significant digits, None/NaN/NA as "—", nested kept.
-
-    Integers print in full; floats with 4 significant digits, except that |x| >= 10⁴ prints
-    without a fractional part (90744, not 9.074e+04); infinities as ``inf``. Booleans print as
-    yes/no, lists and tuples as ``[a, b]``, mappings as ``k: v, …``. The text is not escaped.
-    """
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if value is None or value is pd.NA or value is pd.NaT:
-        return "—"
-    if isinstance(value, numbers.Integral):
-        return str(int(value))
-    if isinstance(value, numbers.Real):
-        return _format_float(float(value))
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    return str(value)
-
-
-def _format_float(value: float) -> str:
-    if math.isnan(value):
-        return "—"
-    if math.isinf(value) or not 1e4 <= abs(value) < 1e15:
-        return f"{value:.{SIGNIFICANT}g}"
-    return f"{value:.0f}"
-
-
 def _summary_html(summary: Mapping[str, Any]) -> str:
-    items = "".join(
-        f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(format_value(v))}</dd>"
-        for k, v in summary.items()
-    )
-    return f'<dl class="summary">{items}</dl>' if items else "<p>(empty)</p>"
+    """The summary's findings as sentences, then every value by its label
+    (:func:`~l2dynamics.analysis.summary_text.summary_items`)."""
+    lead = "".join(f'<p class="lead">{html.escape(s)}</p>' for s in headline(summary))
+    items = summary_items(summary)
+    return lead + (_items_html(items) if items else "<p>(empty)</p>")
+
+
+def _items_html(items: Sequence[Item]) -> str:
+    """Label/value rows; a nested summary is a full-width group of its own rows."""
+    rows = []
+    for key, value in items:
+        if isinstance(value, list):
+            rows.append(f'<dt class="group">{html.escape(key)}</dt>')
+            rows.append(f'<dd class="group">{_items_html(value)}</dd>')
+        else:
+            rows.append(f"<dt>{html.escape(key)}</dt><dd>{html.escape(value)}</dd>")
+    return f'<dl class="summary">{"".join(rows)}</dl>'
 
 
 def _figure_html(caption: str, path: Path) -> str:
@@ -160,7 +144,8 @@ def write_report(
         path: the HTML file to write (replaced atomically: a temporary file renamed into
             place, so a reader never sees half a report).
         title: page title and heading.
-        summary: key values, shown as a definition list (numbers to 4 significant digits).
+        summary: key values: the findings as sentences, then each value by its label and
+            unit (:mod:`l2dynamics.analysis.summary_text`; numbers to 4 significant digits).
         figures: ``(caption, PNG path)`` pairs, embedded as base64 data URIs; a missing file
             is reported in the page instead of failing.
         tables: ``{heading: DataFrame}``, shown rounded and escaped.

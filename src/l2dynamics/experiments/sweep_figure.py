@@ -8,7 +8,9 @@ what is drawn (see :data:`l2dynamics.experiments.kinds.KINDS`). Outputs in ``OUT
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,50 +23,81 @@ from l2dynamics.experiments.base import ReproduceRequest
 from l2dynamics.experiments.kinds import analyse
 from l2dynamics.experiments.spec import Experiment, load_experiment
 from l2dynamics.progress import ProgressFn, Update
-from l2dynamics.sweep.runner import run_sweep
+from l2dynamics.sweep.chunks import Context
+from l2dynamics.sweep.runner import SweepReport, run_sweep
 from l2dynamics.sweep.spec import combine_sweeps, run_hash
 from l2dynamics.sweep.store import load_measurements, load_runs
 
 STORE = "store.sqlite"
 
 
-def forward(request: ReproduceRequest, label: str, offset: int, total: int) -> ProgressFn:
-    """A sweep's progress as the figure's: runs finished (after ``offset`` runs of earlier
-    sweeps) of ``total``, with the sweep's ``label`` and its latest status."""
-    prefix = f"{label}: " if label else ""
-    runs = [0]  # runs finished in this sweep, as its last "runs" update said
+@dataclasses.dataclass
+class FigureProgress:
+    """The progress of an experiment's sweeps as one bar of the figure's task, in the format of
+    a sweep's (:meth:`~l2dynamics.sweep.runner.SweepReport.update`): run-steps of all its
+    sweeps and runs finished of all.
 
-    def send(update: Update) -> None:
-        if update.task == "runs":
-            runs[0] = int(update.done)
-        request.say(f"{prefix}{update.status}", offset + runs[0], total, "runs")
+    Attributes:
+        request: where the updates go (:meth:`ReproduceRequest.say`'s task).
+        planned: each sweep's budgets in steps, summed, known before any is trained: a sweep's
+            own count replaces its entry once it starts (it knows the runs already in the store
+            and the budgets that ended early).
+        runs: the number of runs of all the sweeps.
+    """
 
-    return send
+    request: ReproduceRequest
+    planned: list[int]
+    runs: int
+    steps_before: int = 0  # run-steps trained by the sweeps already finished
+    runs_before: int = 0  # runs of the sweeps already finished
+
+    def sweep(self, index: int, label: str) -> ProgressFn:
+        """The progress function of sweep ``index`` (``label``: its variant)."""
+        prefix = f"{label}: " if label else ""
+
+        def send(u: Update) -> None:
+            self.planned[index] = int(u.total or 0)
+            total = self.steps_before + sum(self.planned[index:])
+            runs = (self.runs_before + (u.runs or (0, 0))[0], self.runs)
+            done = self.steps_before + u.done
+            status = prefix + u.status if u.status or not label else label
+            update = Update(self.request.figure, done, total, u.unit, status, runs)
+            self.request.progress(update)
+
+        return send
+
+    def finished(self, report: SweepReport) -> None:
+        """Count a finished sweep's run-steps and runs."""
+        self.steps_before += report.steps_done
+        self.runs_before += report.total
 
 
 def train_sweeps(
     exp: Experiment, request: ReproduceRequest, store: Path
 ) -> tuple[dict[str, str], int]:
-    """Train every sweep of ``exp`` into ``store``.
+    """Train every sweep of ``exp`` into ``store``, sharing data sets and programs.
 
     Returns:
         {run hash: variant label}, and how many runs were already finished in the store.
     """
-    total = sum(len(s.runs) for _, s in exp.sweeps)
-    labels, offset, reused = {}, 0, 0
+    ctx = Context()
+    planned = [sum(ctx.steps(c) for c in s.runs) for _, s in exp.sweeps]
+    bar = FigureProgress(request, planned, sum(len(s.runs) for _, s in exp.sweeps))
+    labels, reused = {}, 0
     # the store belongs to the experiment at this scale: all its variants, checked as one
     owner = combine_sweeps(f"{exp.figure}-{request.scale}", exp.sweeps)
-    for label, sweep in exp.sweeps:
+    for index, (label, sweep) in enumerate(exp.sweeps):
         report = run_sweep(
             sweep,
             str(store),
-            progress=forward(request, label, offset, total),
+            progress=bar.sweep(index, label),
             executor=request.executor,
             address=request.address,
             owner=owner,
             short_budgets=True,  # the paper's grids (fig2, figS1, figS5) reach them in a corner
+            context=ctx,
         )
-        offset += len(sweep.runs)
+        bar.finished(report)
         reused += report.skipped
         labels.update({run_hash(c): label for c in sweep.runs})
     return labels, reused
@@ -121,20 +154,44 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
     labels, reused = train_sweeps(exp, request, out / STORE)
     request.say("analysing", 1, 1)
     runs, curves = load_results(out / STORE, labels)
+    head = {"figure": exp.figure, "scale": request.scale, "title": exp.title}
+    # n_runs_from_store: finished by an earlier invocation, so wall_s excludes them
+    tail = {"n_runs_from_store": reused, "store": str(out / STORE)}
+    title = f"{exp.title} ({request.scale} scale)"
+    return write_outputs(exp, runs, curves, out, title=title, head=head, tail=tail, start=start)
+
+
+def write_outputs(
+    exp: Experiment,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    out: Path,
+    *,
+    title: str,
+    head: dict[str, Any],
+    tail: dict[str, Any],
+    start: float,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Analyse ``runs`` and ``curves`` by ``exp``'s kind and write into ``out`` its figures,
+    one CSV per table, ``summary.json`` and ``report.html`` (titled ``title``).
+
+    The summary is ``head``, the kind's values, the run counts, ``tail``, the wall time since
+    ``start`` (``time.perf_counter``, s), the paths written and the notes (``notes`` first);
+    it is returned.
+    """
     outcome = analyse(exp, runs, curves, out)
+    outcome.notes[:0] = notes
     n_test = test_set_note(runs, outcome.notes)
     for name, table in outcome.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     summary = {
-        "figure": exp.figure,
-        "scale": request.scale,
-        "title": exp.title,
+        **head,
         **outcome.summary,
         "n_test": n_test,
         "n_runs": int(len(runs)),
-        "n_runs_from_store": reused,  # finished by an earlier invocation: wall_s excludes them
+        **tail,
         "wall_s": round(time.perf_counter() - start, 1),
-        "store": str(out / STORE),
         "figure_png": str(outcome.figures[0][1]) if outcome.figures else None,
         "report": str(out / "report.html"),
         "summary_json": str(out / "summary.json"),
@@ -143,7 +200,7 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
     write_json(out / "summary.json", summary)
     write_report(
         out / "report.html",
-        title=f"{exp.title} ({request.scale} scale)",
+        title=title,
         summary=summary,
         figures=outcome.figures,
         tables=outcome.tables,

@@ -110,11 +110,6 @@ def plan(
     return chunks
 
 
-def chunk_steps(chunk: Chunk, ctx: Context) -> int:
-    """The longest budget of a chunk, in steps."""
-    return max(ctx.steps(c) for c in chunk.cfgs)
-
-
 @dataclasses.dataclass(frozen=True)
 class Checkpoints:
     """Where a chunk keeps its runs' checkpoints (the sweep's store, written by the process that

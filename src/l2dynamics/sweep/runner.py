@@ -40,7 +40,7 @@ from typing import Any
 from l2dynamics.config import CHECKPOINT_EVERY_S, validate_for_data
 from l2dynamics.errors import ConfigError, L2DynError
 from l2dynamics.progress import ProgressFn, Update, no_progress
-from l2dynamics.sweep.chunks import Checkpoints, Chunk, Context, chunk_steps, plan, train_chunk
+from l2dynamics.sweep.chunks import Checkpoints, Chunk, Context, plan, train_chunk
 from l2dynamics.sweep.spec import Sweep, config_dict, run_hash, section_changes
 from l2dynamics.sweep.store import (
     SUMMARY_COLUMNS,
@@ -56,7 +56,13 @@ SUMMARY_KEYS = tuple(SUMMARY_COLUMNS)
 
 @dataclasses.dataclass
 class SweepReport:
-    """What a call of :func:`run_sweep` did: run counts by outcome and its wall time (s)."""
+    """What a call of :func:`run_sweep` did: run counts by outcome, its wall time (s), and the
+    run-steps of the runs it trains.
+
+    ``steps_total`` is the budgets (in steps) of the runs to train, less what the finished
+    ones left unused (a peak-aware stop, a divergence, a failure); ``steps_done`` is the steps
+    the finished runs trained. Runs already in the store count in neither.
+    """
 
     total: int
     skipped: int
@@ -65,16 +71,19 @@ class SweepReport:
     failed: int = 0
     wall_s: float = 0.0
     registration: Registration | None = None
+    steps_total: int = 0
+    steps_done: int = 0
 
-    def update(self) -> Update:
-        """The progress update of task ``"runs"``: runs finished (earlier ones included) of
-        all, with the counts by outcome as status."""
+    def update(self, live_steps: int = 0) -> Update:
+        """The progress update of task ``"sweep"``: run-steps trained (the finished runs' and
+        ``live_steps`` of the runs in training) of ``steps_total``, and the runs finished
+        (earlier ones included) of all, with the other outcomes as status."""
         finished = self.skipped + self.done + self.diverged + self.failed
-        if finished == self.skipped:
-            status = f"{self.skipped} already in the store"
-        else:
-            status = f"done {self.done}  diverged {self.diverged}  failed {self.failed}"
-        return Update("runs", finished, self.total, "runs", status)
+        counts = ((self.skipped, "from the store"), (self.diverged, "diverged"),
+                  (self.failed, "failed"))  # fmt: skip
+        status = ", ".join(f"{n} {what}" for n, what in counts if n)
+        done = self.steps_done + live_steps
+        return Update("sweep", done, self.steps_total, "run-steps", status, (finished, self.total))
 
 
 def summary_of(result: RunResult) -> dict[str, Any]:
@@ -98,6 +107,7 @@ def run_sweep(
     owner: Sweep | None = None,
     short_budgets: bool = False,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
+    context: Context | None = None,
 ) -> SweepReport:
     """Create or resume the sweep's store and train every run that is not finished.
 
@@ -105,9 +115,9 @@ def run_sweep(
         sweep: the validated sweep.
         store_path: its SQLite store (created, or resumed when it exists).
         vectorize: force vectorized (True) or one-by-one (False) training; None: by model size.
-        progress: gets updates of task ``"runs"`` (runs finished of all, at the start and as
-            each run ends) and, with the local executor, ``"chunk"`` (steps of the chunk in
-            training, of its longest budget).
+        progress: gets updates of task ``"sweep"`` (see :meth:`SweepReport.update`): at the
+            start, as each run ends and, with the local executor, as the runs in training
+            advance.
         executor: ``"local"`` (in this process) or ``"ray"`` (chunks become Ray tasks; this
             process alone writes the store).
         address: the Ray cluster to join (default: start a local one).
@@ -120,13 +130,15 @@ def run_sweep(
             refusing the sweep (see :func:`l2dynamics.config.validate_for_data`).
         checkpoint_every_s: the least wall time between two checkpoints of a run or pool, in
             seconds (0: at every measurement point; ``math.inf``: none); local executor only.
+        context: the data sets and programs to reuse (several sweeps of one experiment share
+            them); default a new one.
 
     Raises:
         L2DynError: a bad executor, data set or run (nothing is written then), a store that is
             damaged, in use, or belongs to a sweep with other data, model, train or budget.
     """
     owner = owner or sweep
-    ctx = _preflight(owner, executor, short_budgets)
+    ctx = _preflight(owner, executor, short_budgets, context or Context())
     progress = progress or no_progress
     start = time.perf_counter()
     with RunStore(store_path, lock=True) as store:
@@ -135,9 +147,10 @@ def run_sweep(
         todo = [(h, c) for h, c in ((run_hash(c), c) for c in sweep.runs) if h in queued]
         report = SweepReport(total=len(sweep.runs), skipped=len(sweep.runs) - len(todo))
         report.registration = registration
-        progress(report.update())
         try:
-            book = _Book(store, report, progress, {h for h, _ in todo})
+            book = _Book(store, report, progress, {h: ctx.steps(c) for h, c in todo})
+            report.steps_total = sum(book.budgets.values())
+            progress(report.update())
             checkpoints = Checkpoints(store, checkpoint_every_s)
             _train(book, sweep, todo, ctx, vectorize, executor, address, checkpoints)
         except BaseException:  # Ctrl-C, SIGTERM, a bug: no run stays "running" behind us
@@ -148,17 +161,16 @@ def run_sweep(
     return report
 
 
-def _preflight(sweep: Sweep, executor: str, short_budgets: bool) -> Context:
+def _preflight(sweep: Sweep, executor: str, short_budgets: bool, ctx: Context) -> Context:
     """Check what only the data can tell, before the store is touched: the executor, every data
-    set (loaded into the returned context, which training then reuses) and every run against
-    its data (names as in the sweep file)."""
+    set (loaded into the context ``ctx``, which training then reuses; returned) and every run
+    against its data (names as in the sweep file)."""
     if executor not in EXECUTORS:
         raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
     if executor == "ray":
         from l2dynamics.sweep.ray_executor import require_ray  # Ray only when asked
 
         require_ray()
-    ctx = Context()
     for cfg in sweep.runs:
         try:
             validate_for_data(cfg, ctx.dataset(cfg).n_train, short_budget=short_budgets)
@@ -190,48 +202,61 @@ def _train(
     resumed = _resumed_pools(store, sweep, book.queued)
     covered = {h for chunk in resumed for h in chunk.hashes}
     chunks = resumed + plan([t for t in todo if t[0] not in covered], ctx, vectorize)
-    for index, chunk in enumerate(chunks):
-        chunk_progress = _chunk_progress(book.progress, index, len(chunks), chunk, ctx)
-        _run_chunk(book, chunk, ctx, chunk_progress, checkpoints)
-
-
-def _chunk_progress(
-    progress: ProgressFn, index: int, count: int, chunk: Chunk, ctx: Context
-) -> ProgressFn:
-    """``progress`` for the runs or the pool of chunk ``index`` of ``count``: their updates
-    become updates of task ``"chunk"`` in steps of the chunk's longest budget."""
-    total = chunk_steps(chunk, ctx)
-    size = len(chunk.cfgs)
-    label = f"chunk {index + 1}/{count} ({size} run{'s' if size != 1 else ''})"
-    progress(Update("chunk", 0, total, "steps", label))
-    return lambda u: progress(Update("chunk", u.done, total, "steps", f"{label}: {u.status}"))
+    for chunk in chunks:
+        book.live_steps = 0  # a failed chunk's runs are no longer in training
+        _run_chunk(book, chunk, ctx, book.live, checkpoints)
 
 
 @dataclasses.dataclass
 class _Book:
-    """Records outcomes: into the store, the report's counts and the progress display."""
+    """Records outcomes: into the store, the report's counts and the progress display.
+
+    ``budgets`` holds each run to train and its budget in steps; ``live_steps`` the steps of
+    the runs in training (not yet recorded), as their last progress update said. A run is
+    recorded once: a resumed pool retrains the runs that ended after its checkpoint, to keep its
+    lanes' timing, and their results are already in the store.
+    """
 
     store: RunStore
     report: SweepReport
     progress: ProgressFn
-    queued: set[str]
+    budgets: dict[str, int]
+    live_steps: int = 0
+    queued: set[str] = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queued = set(self.budgets)
+
+    def live(self, update: Update) -> None:
+        """Progress of the runs in training: a run's (``"train"``) or a pool's (``"pool"``)
+        update, whose ``done`` is the steps its unfinished runs have trained."""
+        self.live_steps = int(update.done)
+        self.progress(self.report.update(self.live_steps))
 
     def record(self, run_hash: str, result: RunResult) -> None:
-        """Store a finished run's result (a run finished earlier, retrained by a resumed pool
-        to keep its lanes' timing, is not recorded again)."""
+        """Store a finished run's result (not again for a run already recorded)."""
         if run_hash not in self.queued:
             return
         self.queued.discard(run_hash)
         self.store.record_result(run_hash, result.status, summary_of(result), result.curve)
         setattr(self.report, result.status, getattr(self.report, result.status) + 1)
-        self.progress(self.report.update())
+        self._ended(run_hash, int(result.steps))
 
     def fail(self, run_hash: str, error: str) -> None:
         """Mark a run failed with ``error``."""
         self.queued.discard(run_hash)
         self.store.mark_failed(run_hash, error)
         self.report.failed += 1
-        self.progress(self.report.update())
+        self._ended(run_hash, 0)
+
+    def _ended(self, run_hash: str, steps: int) -> None:
+        """Count a run's ``steps`` as trained and drop the rest of its budget from the total;
+        until the next update of the runs in training, take its steps out of theirs."""
+        report = self.report
+        report.steps_done += steps
+        report.steps_total -= max(0, self.budgets.get(run_hash, steps) - steps)
+        self.live_steps = max(0, self.live_steps - steps)
+        self.progress(report.update(self.live_steps))
 
 
 def _register(store: RunStore, sweep: Sweep, notify: Callable[[str], None]) -> Registration:

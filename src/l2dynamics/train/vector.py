@@ -98,8 +98,8 @@ class Pool:
         cfgs, ds, program: the runs, their data and their group's program.
         lanes: the number of lanes.
         on_result: called as ``on_result(index, result)`` when run ``index`` ends.
-        progress: told after each dispatch the largest step among the runs in the pool and
-            how many there are.
+        progress: told after each dispatch the steps trained by the runs in the lanes (their
+            sum) and how many there are.
     """
 
     def __init__(
@@ -223,7 +223,7 @@ class Pool:
             if self.books[i].trained(step_now[lane], bad[lane]):
                 self.finish(i)
                 self.refill(lane)
-        self._report([self.books[i] for _, i in live])
+        self._report([self.books[i] for _, i in self.live()])  # the lanes' runs after refills
 
     def tail(self) -> list[tuple[int, Any]]:
         """The runs in the lanes, in lane order, each with its state copied out of the pool."""
@@ -259,8 +259,8 @@ class Pool:
 
     def _report(self, books: Sequence[RunBook]) -> None:
         if self.progress is not None:
-            step = max(b.done for b in books)
-            self.progress(Update("pool", step, None, "steps", f"{len(books)} runs active"))
+            steps = sum(b.done for b in books)  # run-steps, so a sweep's count adds them up
+            self.progress(Update("pool", steps, None, "run-steps", f"{len(books)} runs active"))
 
 
 def train_vectorized(
@@ -284,8 +284,8 @@ def train_vectorized(
             for any one of them.
         on_result: called as ``on_result(index, result)`` when run ``index`` ends.
         progress: gets an :class:`~l2dynamics.progress.Update` of task ``"pool"`` after each
-            dispatch of steps: the largest step count among the runs in the pool (in its tail:
-            among the runs not yet finished) and, as status, how many runs that is.
+            dispatch of steps: the steps trained by the runs in the lanes, summed (in its tail:
+            by the runs not yet finished) and, as status, how many runs that is.
         lanes: the pool's number of lanes (default: one per run). With fewer lanes than runs
             the pool refills; extra lanes stay empty and never step.
         tail_min_saving: lane-steps a hand-over of the pool's tail to the one-run program

@@ -18,6 +18,7 @@ from l2dynamics.analysis.fits import (
     PowerFit,
     fit_tstar,
     predict_lambda,
+    usable_for_fit,
 )
 from l2dynamics.analysis.tables import best_acc_vs_lam, run_table
 from l2dynamics.analysis.tstar import plot_panels, seed_agreement
@@ -50,6 +51,8 @@ def scaling(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path
     table = run_table(runs, curves)
     notes: list[str] = []
     _regime_note(table, notes)
+    for estimator in ESTIMATORS:
+        _budget_note(table, notes, estimator)
     fit, fit_values = _fit_summary(table, notes)
     _, paper_values = _fit_summary(table, notes, estimator="paper")
     acc = best_acc_vs_lam(table)
@@ -61,8 +64,25 @@ def scaling(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path
     summary |= {"best_acc_by_lam": _best_by_lam(acc), "best_lam": best_lam}
     summary["lam0_t_star_epochs"] = _lam0_tstar(table)
     summary.update(_prediction(exp.settings, fit))
-    figures = [("(a) t* vs η·λ, (b) best test accuracy vs λ, (c) test accuracy vs τ", png)]
+    figures = [(_caption(table), png)]
     return Outcome(summary, figures, {"runs": table, "best_acc_vs_lam": acc}, notes)
+
+
+def _caption(table: pd.DataFrame) -> str:
+    """What the figure's points and bars are (as :func:`~l2dynamics.analysis.tstar.draw_tstar`
+    and :func:`~l2dynamics.analysis.budgets.draw_best_acc` draw them)."""
+    seeds = int(table.groupby(["eta", "lam"])["seed"].nunique().max()) if len(table) else 1
+    if seeds > 1:
+        t_bars = f"the median t* of its {seeds} seeds, bars the range of t* over the seeds"
+        acc_bars = f"mean of {seeds} seeds, bars ±1 standard deviation over the seeds"
+    else:
+        t_bars = "its one run's t*, bars the run's near-peak interval (its uncertainty)"
+        acc_bars = "one seed, no bars"
+    return (
+        f"(a) t* (epochs) vs η·λ: each (η, λ) is {t_bars}; grey crosses: the paper's t* (first "
+        f"maximum) of each run; hollow: left out of the fit. (b) Best test accuracy vs λ at the "
+        f"best η ({acc_bars}). (c) Test accuracy vs τ = η·λ·epochs, one line per run."
+    )
 
 
 def _fit_summary(
@@ -106,6 +126,27 @@ def _regime_note(table: pd.DataFrame, notes: list[str]) -> None:
             f"t* fit (the laws are claimed for the over-parameterized regime only): "
             f"{run_pairs(under)}"
         )
+
+
+def _budget_note(table: pd.DataFrame, notes: list[str], estimator: str) -> None:
+    """Say which runs of the regime the fit of ``estimator``'s t* leaves out all the same (the
+    other causes of :func:`~l2dynamics.analysis.fits.usable_for_fit`: the peak not inside the
+    budget, t* not finite)."""
+    regime = (table["lam"] > 0) & table["reached_train_acc_1"].astype(bool)
+    regime &= table["status"] == "done"
+    out = table[regime & ~usable_for_fit(table, estimator)]
+    if not len(out):
+        return
+    which = "the paper's t* (first maximum)" if estimator == "paper" else "t* (near-peak centre)"
+    why = (
+        "test accuracy still within the near-peak band when the budget ran out"
+        if estimator != "paper"
+        else "first maximum at the last measurement"
+    )
+    notes.append(
+        f"{len(out)} run(s) that fit their training set are left out of the fit of {which}: "
+        f"no peak inside the budget ({why}): {run_pairs(out)}"
+    )
 
 
 def _prediction(settings: dict[str, Any], fit: PowerFit | None) -> dict[str, Any]:
