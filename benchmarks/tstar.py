@@ -132,7 +132,7 @@ def report(full, stopped, th, walls: dict[str, float]) -> str:
     lines = [
         "# t*, two ways, on the quickstart grid",
         "",
-        f"{pw_machine()}; {time.strftime('%Y-%m-%d')}",
+        pw_machine(),
         "",
         "Rerun: `python benchmarks/tstar.py --out benchmarks/RESULTS-tstar.md` (this file was "
         "written by it). Grid: the quickstart's (4 η × 5 λ × 3 seeds, FC depth 3 width 128 on "
