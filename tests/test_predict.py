@@ -221,7 +221,7 @@ def _one_line_exit_2(code, stdout, stderr, culprit):
         (["--lam", "0"], "--lam"),
         (["--lam", "-0.01"], "--lam"),
         (["--eta", "0"], "eta"),
-        (["--peak-stop", "1"], "peak_stop"),
+        (["--peak-stop", "1"], "--peak-stop"),
         (["--budget-c", "0"], "--budget-c"),
         (["--max-epochs", "-1"], "--max-epochs"),
         (["--epochs", "5"], "--epochs"),  # a train option predict-l2 does not take
