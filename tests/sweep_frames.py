@@ -166,3 +166,34 @@ options = {{ depth = 1, width = {width} }}
 [sweep.train]
 measure_resolution = 0.2
 """
+
+
+# -- a tiny sweep file (FC on 96 digits, 2 seeds) -------------------------------------------
+
+TINY_SWEEP = """
+name = "{name}"
+[data]
+name = "digits"
+n_train = 96
+n_test = 150
+[model]
+name = "fc"
+options = {{ depth = 1, width = 16 }}
+[train]
+batch_size = 32
+measure_resolution = 0.1
+[grid]
+eta = {etas}
+lam = [0.01, 0.03]
+seeds = [0, 1]
+[budget]
+{budget}
+"""
+
+
+def write_sweep(path, etas="[0.2, 0.5, 1.0]", c=0.5, budget=None, name="test-grid"):
+    """Write :data:`TINY_SWEEP` to ``path`` (budget ``c``/(η·λ) epochs, capped at 400, unless
+    ``budget`` gives the table's lines) and return ``path``."""
+    budget = budget or f"c = {c}\nmax_epochs = 400"
+    path.write_text(TINY_SWEEP.format(name=name, etas=etas, budget=budget))
+    return path

@@ -13,35 +13,14 @@ import pytest
 from l2dynamics.experiments.store_report import choose_kind, default_out
 from l2dynamics.sweep import RunStore, load_sweep, run_sweep
 from l2dynamics.sweep.spec import config_dict, run_hash
+from sweep_frames import write_sweep
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_report.py"
 CHROMIUM = Path("/usr/bin/chromium")
 
-SWEEP = """
-name = "tiny-grid"
-[data]
-name = "digits"
-n_train = 96
-n_test = 150
-[model]
-name = "fc"
-options = {{ depth = 1, width = 16 }}
-[train]
-batch_size = 32
-measure_resolution = 0.1
-[grid]
-eta = {etas}
-lam = [0.01, 0.03]
-seeds = [0, 1]
-[budget]
-c = 0.5
-max_epochs = 400
-"""
-
 
 def train(tmp_path, etas="[0.5, 1.0]", name="runs.sqlite"):
-    path = tmp_path / "s.toml"
-    path.write_text(SWEEP.format(etas=etas))
+    path = write_sweep(tmp_path / "s.toml", etas, name="tiny-grid")
     store = tmp_path / name
     run_sweep(load_sweep(path), str(store))
     return store
@@ -104,9 +83,7 @@ def test_bad_paths_are_refused_before_anything_is_written(trained, run_cli, tmp_
 
 
 def test_a_store_without_finished_runs_is_refused(tmp_path, run_cli):
-    path = tmp_path / "s.toml"
-    path.write_text(SWEEP.format(etas="[0.5]"))
-    sweep = load_sweep(path)
+    sweep = load_sweep(write_sweep(tmp_path / "s.toml", "[0.5]", name="tiny-grid"))
     store = tmp_path / "queued.sqlite"
     with RunStore(store) as s:
         runs = [(run_hash(c), config_dict(c)) for c in sweep.runs]

@@ -13,32 +13,7 @@ import pytest
 
 from l2dynamics.sweep import RunStore, load_measurements, load_runs, load_sweep, run_sweep
 from l2dynamics.train.checkpoint import from_bytes
-
-SWEEP = """
-name = "test-grid"
-[data]
-name = "digits"
-n_train = 96
-n_test = 150
-[model]
-name = "fc"
-options = {{ depth = 1, width = 16 }}
-[train]
-batch_size = 32
-measure_resolution = 0.1
-[grid]
-eta = {etas}
-lam = [0.01, 0.03]
-seeds = [0, 1]
-[budget]
-{budget}
-"""
-
-
-def write_sweep(path, etas="[0.2, 0.5, 1.0]", c=0.5, budget=None):
-    budget = budget or f"c = {c}\nmax_epochs = 400"
-    path.write_text(SWEEP.format(etas=etas, budget=budget))
-    return path
+from sweep_frames import write_sweep
 
 
 def test_sweep_stores_every_run_and_resumes_without_rework(tmp_path):
