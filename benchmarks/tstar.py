@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import perf_sweep as pw
+from tstar_seeds import fit_line
 
 import l2dynamics.train.run as run_mod
-from l2dynamics.analysis.fits import ESTIMATORS, fit_tstar
+from l2dynamics.analysis.fits import ESTIMATORS
 from l2dynamics.analysis.tables import run_table
 from l2dynamics.analysis.tstar import seed_agreement
 from l2dynamics.config import TrainConfig, budget_epochs, test_set_size
@@ -85,22 +86,6 @@ def schedule_epochs(cfg: TrainConfig, n_train: int, n_epochs: int) -> np.ndarray
     batch = min(cfg.batch_size or n_train, n_train)
     epochs = np.unique(np.floor(steps * batch / n_train).astype(int))
     return epochs[(epochs >= 1) & (epochs <= n_epochs)]
-
-
-def fit_line(table: pd.DataFrame, estimator: str, *, per_run: bool = False) -> str:
-    """The t* fit of ``estimator`` as a table cell (each run its own point with ``per_run``)."""
-    if per_run:  # distinct η per seed: every run is its own (η, λ) point, as before seeds
-        table = table.assign(eta=table["eta"] * (1 + 1e-12 * table["seed"]), seed=0)
-    try:
-        f = fit_tstar(table, estimator=estimator)
-    except ValueError as exc:
-        return f"no fit: {exc}"
-    return (
-        f"slope {f.slope:.3f} [{f.slope_ci[0]:.3f}, {f.slope_ci[1]:.3f}] (width "
-        f"{f.slope_ci[1] - f.slope_ci[0]:.2f}); c at slope −1 {f.c_fixed_slope:.3g} "
-        f"[{f.c_fixed_slope_ci[0]:.3g}, {f.c_fixed_slope_ci[1]:.3g}]; {f.n_runs} runs at "
-        f"{f.n_cells} points, {f.decades:.2f} decades"
-    )
 
 
 def vs_torch(tk: pd.DataFrame, th: pd.DataFrame) -> dict[str, Any]:
