@@ -27,6 +27,10 @@ def _peaked(end: float) -> tuple[np.ndarray, np.ndarray]:
         ([0, 1], [0.07, 0.048], False),  # the paper's t* = 0 (before training) is no peak
         ([0, 1, 2, 4], [0.1, 0.9, 0.85, 0.7], True),  # sparse: each window holds one point
         ([0, 1, 2, 2.2], [0.1, 0.9, 0.85, 0.7], False),  # 2.2 is within a window of 2
+        # a best within the first epoch is no peak (measured: a CNN stopped at step 3 of 8 per
+        # epoch); the same curve three times slower is past its peak
+        ([0, 0.125, 0.25, 0.375], [0.121, 0.179, 0.102, 0.159], False),
+        ([0, 1.0, 2.0, 3.0], [0.121, 0.179, 0.102, 0.159], True),
         ([0], [0.5], False),
     ],
 )
