@@ -42,6 +42,15 @@ def test_merge_is_deep_and_does_not_mutate():
     assert base == {"a": {"b": 1, "c": 2}, "d": [1]}
 
 
+def test_merge_replaces_a_table_that_names_another_model():
+    """Another model's options do not leak into the model the override names."""
+    base = {"model": {"name": "wrn", "options": {"depth": 28, "sigma_w": 1.0}}}
+    out = merge(base, {"model": {"name": "cnn", "options": {"channels": 8}}})
+    assert out["model"] == {"name": "cnn", "options": {"channels": 8}}
+    same = merge(base, {"model": {"name": "wrn", "options": {"depth": 10}}})
+    assert same["model"]["options"] == {"depth": 10, "sigma_w": 1.0}
+
+
 def test_cpu_scale_overrides_the_paper_scale():
     paper = load_experiment("tiny", "paper", text=TINY)
     cpu = load_experiment("tiny", "cpu", text=TINY)

@@ -52,7 +52,9 @@ def test_fixed_budget_kind_per_variant(tmp_path):
     runs = run_rows(curves, variant=variant)
     s = analyse(experiment("fixed_budget"), runs, curves, tmp_path).summary
     assert s["variants"]["T = 200"]["best_lam"] == 1e-2
+    assert s["variants"]["T = 200"]["best_lam_inside"] is True
     assert s["variants"]["T = 0.1/λ"]["best_lam_is_smallest"] is True
+    assert s["variants"]["T = 0.1/λ"]["best_lam_inside"] is False
     assert s["variants"]["T = 0.1/λ"]["spearman_acc_vs_lam"] == pytest.approx(-1.0)
 
 

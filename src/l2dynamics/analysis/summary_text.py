@@ -50,6 +50,8 @@ LABELS: dict[str, str] = {
     "seed_agreement": "seed agreement on t* (relative difference between two seeds at one (η, λ))",
     "best_acc_by_lam": "best test accuracy per λ (at the best η, mean over seeds)",
     "best_lam": "λ with the best test accuracy",
+    "best_lam_is_smallest": "the best λ is the grid's smallest",
+    "best_lam_inside": "the best λ lies strictly inside the grid (an optimal λ)",
     "lam0_t_star_epochs": "t* of the λ = 0 runs (epochs)",
     "predict_budget_epochs": "budget T of the λ prediction (epochs)",
     "predict_eta": "η of the λ prediction",

@@ -9,7 +9,8 @@ An experiment file (``experiments/files/FIG.toml``) has:
 - ``[sweep]``: a complete sweep (the tables of a sweep file: data, model, train, grid, budget)
   at the paper's scale: the paper-scale values are the defaults.
 - ``[cpu]``: the overrides that make the CPU scale (deep-merged into ``[sweep]``; a nested
-  table merges key by key, any other value replaces).
+  table merges key by key, any other value replaces; a table naming another ``name`` than
+  the one it overrides, another data set or model, replaces it whole).
 - ``[[variants]]`` (optional): several sweeps in one figure, each with a ``label`` and
   overrides merged into the scale's sweep (e.g. σ_w values, or BatchNorm on/off); a variant
   may hold a ``cpu`` table of its own applied at CPU scale only.
@@ -44,14 +45,24 @@ class Experiment:
 
 
 def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep merge: tables merge key by key, every other value of ``over`` replaces."""
+    """Deep merge: tables merge key by key, every other value of ``over`` replaces. A table of
+    ``over`` whose ``name`` differs from its base's replaces it whole: another model's options
+    (a WRN's depth at paper scale) do not apply to the model the CPU scale names (a CNN)."""
     out = copy.deepcopy(dict(base))
     for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if (
+            isinstance(value, Mapping)
+            and isinstance(out.get(key), Mapping)
+            and _same_name(out[key], value)
+        ):
             out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _same_name(base: Mapping[str, Any], over: Mapping[str, Any]) -> bool:
+    return "name" not in over or over["name"] == base.get("name")
 
 
 def experiment_names() -> list[str]:

@@ -175,6 +175,10 @@ def _variant_summary(rows: pd.DataFrame) -> dict[str, Any]:
         "best_lam_is_smallest": None
         if best is None or not len(positive)
         else bool(lam[best] == positive[0]),
+        # an optimal λ at this budget: the best strictly between the grid's ends
+        "best_lam_inside": None
+        if best is None or not len(positive)
+        else bool(positive[0] < lam[best] < positive[-1]),
         "spearman_acc_vs_lam": lam_trend(lam, mean),
     }
 
