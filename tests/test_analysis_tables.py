@@ -259,3 +259,35 @@ def test_a_store_written_before_the_near_peak_rule_gets_both_t_star_without_retr
         near = near_peak(c["epoch"], c["test_acc"], row.n_test)
         assert (row.t_star_robust, row.t_star_robust_lo, row.t_star_robust_hi) == (
             near.t_star, near.lo, near.hi)  # fmt: skip
+
+
+def test_the_run_table_gives_each_run_its_optimizers_timescale_in_steps_and_epochs():
+    """τ_iter and τ_epoch from each run's stored configuration (as a store holds it: fields at
+    their later-added defaults left out), the same numbers as the config's own definition; a
+    frame without configurations gets τ_iter from η and λ (SGD) and no τ_epoch."""
+    import json
+
+    from l2dynamics.config import DataConfig, TrainConfig, timescale_epochs, timescale_steps
+    from l2dynamics.sweep.spec import config_dict
+
+    data = DataConfig("digits", n_train=512)
+    cfgs = {
+        "sgd": TrainConfig(data=data, eta=0.1, lam=0.01, momentum=0.9, batch_size=128),
+        "sgdw": TrainConfig(data=data, eta=0.1, lam=0.01, momentum=0.9, optimizer="sgdw"),
+        "adamw": TrainConfig(eta=1e-3, lam=0.1, optimizer="adamw", batch_size=100),
+        "zero": TrainConfig(data=data, eta=0.1, lam=0.0, batch_size=128),
+    }
+    rows = [(h, "done", c.eta, c.lam, 0, 2.0) for h, c in cfgs.items()]
+    runs = runs_frame(rows).assign(config=[json.dumps(config_dict(c)) for c in cfgs.values()])
+    measurements = pd.concat([curve(h, c.eta, c.lam, [0, 1, 2], [0.1, 0.5, 0.2])
+                              for h, c in cfgs.items()])  # fmt: skip
+    table = run_table(runs, measurements).set_index("hash")
+    for h, cfg in cfgs.items():
+        assert table.loc[h, "tau_iter"] == pytest.approx(timescale_steps(cfg), rel=1e-12)
+        assert table.loc[h, "tau_epoch"] == pytest.approx(timescale_epochs(cfg), rel=1e-12)
+    assert table.loc["sgd", "tau_iter"] == pytest.approx(100)  # (1 − 0.9)/(0.1·0.01)
+    assert table.loc["sgdw", "tau_epoch"] == pytest.approx(1000)  # full batch: 1 step/epoch
+    assert table.loc["adamw", "tau_epoch"] == pytest.approx(1e4 * 100 / 1297)
+    bare = run_table(runs.drop(columns="config"), measurements).set_index("hash")
+    assert bare.loc["adamw", "tau_iter"] == pytest.approx(1e4)
+    assert bare["tau_epoch"].isna().all()

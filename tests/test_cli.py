@@ -52,6 +52,27 @@ def test_train_end_to_end_json_and_csv(run_cli, tmp_path):
     assert len(rows) > 2
 
 
+def test_train_adamw_end_to_end_is_the_library_run_of_its_options(run_cli, tmp_path):
+    """``--optimizer adamw`` with its options trains the config they describe: the CLI's curve
+    is the library's (same seed, same numbers), and not the default SGD's."""
+    from l2dynamics.train import train as run_train
+
+    out = tmp_path / "curve.csv"
+    opts = ["--optimizer", "adamw", "--beta2", "0.99", "--eta", "0.01", "--lam", "0.1"]
+    argv = [a for a in TINY if a not in ("--eta", "0.5", "--lam", "0.01")] + opts
+    cfg = cli.train_config(parsed_defaults("train", argv[1:]))
+    assert (cfg.optimizer, cfg.beta1, cfg.beta2, cfg.eps) == ("adamw", None, 0.99, None)
+    code, stdout, _ = run_cli([*argv, "--json", "--out", str(out)])
+    summary = json.loads(stdout)
+    assert code in (0, None) and summary["status"] == "done" and summary["steps"] == 16
+    header, *rows = out.read_text().splitlines()
+    norm = [float(r.split(",")[header.split(",").index("l2_norm_sq")]) for r in rows]
+    alone = run_train(cfg)
+    np.testing.assert_allclose(norm, alone.curve["l2_norm_sq"], rtol=1e-6)
+    sgd = run_train(dataclasses.replace(cfg, optimizer="sgd", beta2=None))
+    assert not np.allclose(norm, sgd.curve["l2_norm_sq"], rtol=1e-3)
+
+
 def test_progress_is_written_as_lines_when_stderr_is_not_a_terminal(run_cli):
     code, stdout, stderr = run_cli([a for a in TINY if a != "--quiet"] + ["--json"])
     assert code in (0, None) and json.loads(stdout)["status"] == "done"
@@ -153,6 +174,13 @@ def _idx(path, magic, dims, payload):
         (["--dense", "8"], "dense"),  # an FC has no Dense-width option
         (["--model", "cnn", "--dense", "0"], "dense"),
         (["--model", "cnn", "--bn-group", "-1"], "bn_group"),
+        (["--optimizer", "lion"], "lion"),
+        (["--optimizer", "adam", "--beta1", "1"], "--beta1 must be in [0, 1) (got 1.0)"),
+        (["--optimizer", "adamw", "--beta2", "nan"], "--beta2 must be in [0, 1)"),
+        (["--optimizer", "adamw", "--eps", "0"], "--eps must be a finite number > 0"),
+        (["--beta2", "0.9"], "--beta2 is not an option of optimizer 'sgd' (it takes --momentum)"),
+        (["--optimizer", "adamw", "--momentum", "0.9"], "--momentum is not an option of"),
+        (["--optimizer", "sgdw", "--convention", "script"], "--convention 'script' doubles"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run_cli, tmp_path, extra, culprit):

@@ -1,13 +1,19 @@
 import dataclasses
+import math
 
 import pytest
 
 from l2dynamics.config import (
+    TRAIN_SET_SIZES,
     DataConfig,
     TrainConfig,
+    adam_options,
     budget_epochs,
     field_default,
     from_dict,
+    timescale_epochs,
+    timescale_steps,
+    train_set_size,
     validate,
     validate_for_data,
 )
@@ -160,3 +166,80 @@ def test_validate_for_data_accepts_one_step_exactly_and_short_budgets_on_request
     validate_for_data(TrainConfig(batch_size=10, budget_epochs=0.1), 100)  # 1 step
     short = TrainConfig(eta=1e6, lam=1e-3, budget_c=2.0)
     assert validate_for_data(short, 100, short_budget=True) is short
+
+
+# --- the optimizers: options, their checks, the timescale (SPEC §6) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,field,message",
+    [
+        ({"optimizer": "lion"}, "optimizer", "unknown optimizer 'lion' (choose from sgd, sgdw, "),
+        ({"optimizer": "adam", "beta1": 1.0}, "beta1", "beta1 must be in [0, 1) (got 1.0)"),
+        ({"optimizer": "adamw", "beta2": -0.1}, "beta2", "beta2 must be in [0, 1) (got -0.1)"),
+        ({"optimizer": "adamw", "beta1": math.nan}, "beta1", "beta1 must be in [0, 1) (got nan)"),
+        ({"optimizer": "adam", "eps": 0.0}, "eps", "eps must be a finite number > 0 (got 0.0)"),
+        ({"optimizer": "adamw", "eps": math.inf}, "eps", "eps must be a finite number > 0"),
+        ({"beta1": 0.9}, "beta1", "beta1 is not an option of optimizer 'sgd' (it takes momentum)"),
+        ({"optimizer": "sgdw", "eps": 1e-8}, "eps", "eps is not an option of optimizer 'sgdw'"),
+        (
+            {"optimizer": "adam", "momentum": 0.9},
+            "momentum",
+            "momentum is not an option of optimizer 'adam' (it takes beta1, beta2, eps)",
+        ),
+        ({"optimizer": "adamw", "momentum": 0.5}, "momentum", "not an option of optimizer 'adamw'"),
+        ({"optimizer": "adamw", "convention": "script"}, "convention", "convention 'script' "),
+        ({"optimizer": "sgdw", "convention": "script"}, "convention", "'sgdw' decays the weights"),
+    ],
+)
+def test_bad_optimizer_settings_are_one_line_naming_the_field(kwargs, field, message):
+    with pytest.raises(ConfigError) as info:
+        validate(TrainConfig(budget_epochs=1.0, **kwargs))
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert info.value.fields[0] == field
+
+
+def test_each_optimizer_accepts_its_own_options_and_adam_defaults_are_optaxs():
+    given = {"beta1": 0.5, "beta2": 0.9, "eps": 1e-6}
+    for cfg in (
+        TrainConfig(budget_epochs=1.0, optimizer="sgdw", momentum=0.9),
+        TrainConfig(budget_epochs=1.0, optimizer="adam", convention="script", **given),
+        TrainConfig(budget_epochs=1.0, optimizer="adamw", **given),
+        TrainConfig(budget_epochs=1.0, optimizer="adamw", beta1=0.0),  # β = 0 is allowed
+    ):
+        assert validate(cfg) is cfg
+    assert adam_options(TrainConfig(optimizer="adamw")) == (0.9, 0.999, 1e-8)
+    assert adam_options(TrainConfig(optimizer="adam", beta2=0.95)) == (0.9, 0.95, 1e-8)
+
+
+def test_timescale_per_optimizer_in_steps_and_epochs():
+    """τ_iter = 1/(decay per step): η·λ decoupled, η·s·λ/(1−μ) for coupled SGD (s = 2 in the
+    script convention), the nominal η·s·λ for Adam; τ_epoch = τ_iter·B/N."""
+    eta, lam = 0.2, 0.01
+    data = DataConfig("digits", n_train=512)
+    cases = {
+        ("sgd", 0.0, "sm"): 1 / (eta * lam),
+        ("sgd", 0.9, "sm"): 0.1 / (eta * lam),
+        ("sgd", 0.9, "script"): 0.1 / (2 * eta * lam),
+        ("sgdw", 0.9, "sm"): 1 / (eta * lam),
+        ("adam", 0.0, "sm"): 1 / (eta * lam),
+        ("adam", 0.0, "script"): 1 / (2 * eta * lam),
+        ("adamw", 0.0, "sm"): 1 / (eta * lam),
+    }
+    for (optimizer, momentum, convention), want in cases.items():
+        cfg = TrainConfig(data=data, eta=eta, lam=lam, optimizer=optimizer, momentum=momentum,
+                          convention=convention, batch_size=128)  # fmt: skip
+        assert timescale_steps(cfg) == pytest.approx(want, rel=1e-12)
+        assert timescale_epochs(cfg) == pytest.approx(want / 4, rel=1e-12)  # 4 steps per epoch
+    assert timescale_steps(TrainConfig(lam=0.0)) == math.inf
+    full = TrainConfig(eta=eta, lam=lam, data=DataConfig("digits"), batch_size=100)
+    assert timescale_epochs(full) == pytest.approx(timescale_steps(full) * 100 / 1297)
+    assert timescale_epochs(dataclasses.replace(full, batch_size=None)) == timescale_steps(full)
+
+
+def test_train_set_sizes_are_the_loaders():
+    from l2dynamics.data import load_dataset
+
+    assert load_dataset("digits").n_train == TRAIN_SET_SIZES["digits"]
+    assert train_set_size(DataConfig("mnist", n_train=512)) == 512
+    assert train_set_size(DataConfig("cifar10")) == 50_000

@@ -31,6 +31,26 @@ def test_group_key_ignores_only_per_run_hyperparameters():
     assert group_key(a) != group_key(dataclasses.replace(a, model=ModelConfig("fc", {"width": 3})))
 
 
+def test_runs_of_different_optimizers_or_adam_settings_never_share_a_program():
+    """Adam's β₁, β₂, ε are constants of the compiled program, the optimizer its chain."""
+    a = TrainConfig(eta=0.1, lam=0.01, budget_c=2.0)
+    keys = {
+        group_key(dataclasses.replace(a, **kw))
+        for kw in (
+            {},
+            {"optimizer": "sgdw"},
+            {"optimizer": "adam"},
+            {"optimizer": "adamw"},
+            {"optimizer": "adamw", "beta1": 0.5},
+            {"optimizer": "adamw", "beta2": 0.9},
+            {"optimizer": "adamw", "eps": 1e-6},
+        )
+    }
+    assert len(keys) == 7
+    adamw = dataclasses.replace(a, optimizer="adamw")
+    assert group_key(adamw) == group_key(dataclasses.replace(adamw, eta=1e-3, lam=0.3, seed=2))
+
+
 def test_lpt_makespan_fills_the_freest_lane_longest_run_first():
     assert lpt_makespan([20000] + [5000] * 6, 2) == 25000
     assert lpt_makespan([3, 3, 2, 2, 2], 2) == 7  # 3+2+2 | 3+2

@@ -114,6 +114,42 @@ epochs = 3
     assert got == ("authors-code", False, True, 2.0, "subset", 32, 1e-3, "script")
 
 
+# Hashes computed once with the code of commit b493291, before the optimizer fields existed: a
+# default run and an SGD-with-momentum run must keep them (their stores resume without retraining).
+HASHES_BEFORE_OPTIMIZERS = {
+    "default": "7ee2740d19b3a038",
+    "mnist-momentum": "5ab71e1f93e80205",
+}
+
+
+def test_hashes_of_sgd_runs_are_unchanged_by_the_optimizer_fields():
+    from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
+    from l2dynamics.sweep.spec import config_dict
+
+    momentum = TrainConfig(
+        data=DataConfig("mnist", n_train=512),
+        model=ModelConfig("fc", {"width": 256}),
+        eta=0.2,
+        lam=0.001,
+        momentum=0.9,
+        batch_size=128,
+        budget_c=2.0,
+        seed=3,
+    )
+    assert run_hash(TrainConfig()) == HASHES_BEFORE_OPTIMIZERS["default"]
+    assert run_hash(momentum) == HASHES_BEFORE_OPTIMIZERS["mnist-momentum"]
+    adamw = dataclasses.replace(momentum, optimizer="adamw", momentum=0.0)
+    assert config_dict(adamw)["optimizer"] == "adamw" and "beta1" not in config_dict(adamw)
+    tuned = dataclasses.replace(adamw, beta2=0.95)
+    assert len({run_hash(momentum), run_hash(adamw), run_hash(tuned)}) == 3
+
+
+def test_a_sweep_file_sets_the_optimizer_and_its_options():
+    text = BASE.replace("batch_size = 32", 'batch_size = 32\noptimizer = "adam"\nbeta2 = 0.99')
+    run = parse_sweep(tomllib.loads(text)).runs[0]
+    assert (run.optimizer, run.beta1, run.beta2, run.eps) == ("adam", None, 0.99, None)
+
+
 @pytest.mark.parametrize(
     "old,new,culprit",
     [
@@ -133,6 +169,13 @@ epochs = 3
         ("width = 8", "widht = 8", "widht"),
         ('name = "digits"', 'name = "digits"\nn_test = 0', "n_test"),
         ("batch_size = 32", "eta = 3.0", "train.eta"),
+        ("batch_size = 32", 'optimizer = "lion"', "unknown train.optimizer 'lion'"),
+        (
+            "batch_size = 32",
+            "beta1 = 0.9",
+            "train.beta1 is not an option of optimizer 'sgd' (it takes train.momentum)",
+        ),
+        ("batch_size = 32", 'optimizer = "adamw"\neps = 0', "train.eps must be"),
     ],
 )
 def test_bad_sweep_names_the_field(old, new, culprit):

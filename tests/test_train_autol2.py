@@ -248,3 +248,26 @@ def test_autol2_runs_keep_their_schedule_through_a_tail_hand_over():
     c = got[0].curve
     after = c["step"] > 30  # the hand-over came when the 30-step run ended
     assert c["lam_now"][after][-1] < c["lam_now"][after][0]  # λ decayed after it too
+
+
+def test_autol2_sets_the_lambda_of_adamw():
+    """The controller's λ reaches every optimizer through the injected ``l2``: an AdamW run
+    started by AutoL2 at λ₀ = 3·lam_pred (its config's lam is 0) and kept from decaying (a
+    refractory period longer than the run) trains as the fixed-λ AdamW run at λ₀."""
+    base = dataclasses.replace(
+        CFG, optimizer="adamw", eta=0.01, budget_epochs=8, autol2=False, lam=0.3
+    )
+    auto = dataclasses.replace(
+        base,
+        autol2=True,
+        lam=0.0,
+        autol2_lam_pred=0.1,
+        autol2_start_refractory=True,
+        autol2_refractory=1e3,
+    )
+    fixed, scheduled = train(base), train(auto)
+    np.testing.assert_allclose(scheduled.curve["lam_now"], 0.3, rtol=1e-6)
+    for column in ("train_loss", "l2_norm_sq"):
+        np.testing.assert_allclose(scheduled.curve[column], fixed.curve[column], rtol=1e-5)
+    without = train(dataclasses.replace(base, lam=0.0))  # the decay matters at this λ
+    assert not np.allclose(without.curve["l2_norm_sq"], fixed.curve["l2_norm_sq"], rtol=1e-2)

@@ -210,3 +210,28 @@ def test_a_pooled_run_times_itself_from_when_it_enters_its_lane():
     assert total > 0.5
     assert got[1].wall_s < total - 0.5
     assert got[0].wall_s < total - 0.5  # measured before its own hand-over
+
+
+def test_a_pool_of_two_adamw_runs_equals_the_two_runs_one_by_one():
+    """AdamW's η and λ are per-lane arrays like SGD's: two runs at different (η, λ) and seeds,
+    trained side by side in one vmapped program (no hand-over to the one-run program), end as
+    each does alone; Adam's moments and count are stacked per lane with the rest of the state."""
+    adamw = dataclasses.replace(BASE, optimizer="adamw", budget_c=None, budget_epochs=8.0)
+    cfgs = [
+        dataclasses.replace(adamw, eta=0.01, lam=0.1),
+        dataclasses.replace(adamw, eta=0.003, lam=1.0, seed=1),
+    ]
+    ds = load_data(BASE)
+    program = build_program(cfgs[0], ds)
+    got = {}
+    train_vectorized(cfgs, ds, program, on_result=got.__setitem__, tail_min_saving=math.inf)
+    assert program.pool.run_steps._cache_size() == 1 and program.run_steps._cache_size() == 0
+    for i, cfg in enumerate(cfgs):
+        alone = run_program(cfg, ds, program)
+        assert (got[i].status, got[i].steps) == (alone.status, alone.steps) == ("done", 32)
+        np.testing.assert_array_equal(got[i].curve["step"], alone.curve["step"])
+        for column in ("train_loss", "l2_norm_sq"):
+            np.testing.assert_allclose(got[i].curve[column], alone.curve[column], rtol=1e-4)
+        assert got[i].best_test_acc == alone.best_test_acc
+    # the lanes really ran different (η, λ): their weights decayed at different rates
+    assert not np.allclose(got[0].curve["l2_norm_sq"], got[1].curve["l2_norm_sq"], rtol=0.01)

@@ -25,8 +25,29 @@ LOSSES = ("xent", "mse")
 # script's, CE/k (MSE unchanged: its 0.5·mean is already 1/(2k)) with λ·‖θ‖². For cross-entropy
 # the script's (η, λ) trains as the SM's (2η, λ); for MSE as the SM's (η, 2λ).
 CONVENTIONS = ("sm", "script")
+# The factor of λ in the L2 gradient of each convention: ``(λ/2)‖θ‖²`` gives λθ, ``λ‖θ‖²`` 2λθ.
+L2_FACTORS = {"sm": 1.0, "script": 2.0}
 LR_SCHEDULES = ("constant", "step")
 L2_MASKS = ("all", "weights")
+# The optimizers (SPEC §6; :mod:`l2dynamics.optim` builds them): "sgd", the paper's SGD with
+# coupled L2 (λθ enters the gradient before the momentum buffer), the default; "sgdw", SGD with
+# decoupled weight decay θ ← θ − η·(v + λθ); "adam", Adam with coupled L2 (λθ enters the gradient
+# before Adam's moments); "adamw", Adam with decoupled weight decay scaled by η, as optax.adamw
+# and torch.optim.AdamW define it.
+OPTIMIZERS = ("sgd", "sgdw", "adam", "adamw")
+# The optimizers whose decay is decoupled from the loss: λ is not a coefficient of the loss, so
+# the "script" convention (which doubles λ's factor in the gradient) has no meaning for them.
+DECOUPLED = ("sgdw", "adamw")
+# The options each optimizer takes besides η and λ; any other set to a value other than its
+# field's default is an error that names it (validate).
+OPTIMIZER_OPTIONS = {
+    "sgd": ("momentum",),
+    "sgdw": ("momentum",),
+    "adam": ("beta1", "beta2", "eps"),
+    "adamw": ("beta1", "beta2", "eps"),
+}
+# Adam's β₁, β₂, ε where the fields are unset (None): optax's and PyTorch's defaults.
+ADAM_DEFAULTS = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
 
 MEASURE_KINDS = ("log", "every", "peak")
 # AutoL2's presets: where λ starts when ``lam`` is not given (0), and the controller's rules.
@@ -56,6 +77,9 @@ PEAK_STOP_RULES = 3
 # The full test set of each data set (examples): the standard error of a test accuracy, and so
 # the toolkit's t*, depends on it.
 TEST_SET_SIZES = {"digits": 500, "mnist": 10_000, "cifar10": 10_000}
+# The full training set of each (examples): the steps per epoch of a run without n_train, for
+# the timescale in epochs (the digits: 1,797 images less the 500 test images).
+TRAIN_SET_SIZES = {"digits": 1297, "mnist": 60_000, "cifar10": 50_000}
 
 # Defaults of the command line that differ from the fields' below on purpose (`l2dyn train`
 # reads them from here). The field's ``lam = 0.0`` (no L2) is the neutral value for library
@@ -104,6 +128,12 @@ def test_set_size(data: DataConfig) -> int:
     return full if data.n_test is None else min(int(data.n_test), full)
 
 
+def train_set_size(data: DataConfig) -> int:
+    """The number of training examples of a run: ``n_train``, else the whole training set."""
+    full = TRAIN_SET_SIZES[data.name]
+    return full if data.n_train is None else min(int(data.n_train), full)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """A registered model name and its options (see :func:`l2dynamics.models.build_model`)."""
@@ -114,7 +144,14 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """One L2-regularized SGD run.
+    """One L2-regularized training run.
+
+    ``optimizer`` (:data:`OPTIMIZERS`) is ``"sgd"`` (coupled L2, heavy-ball ``momentum``; the
+    paper's and the default), ``"sgdw"`` (decoupled weight decay, heavy-ball ``momentum``),
+    ``"adam"`` (coupled L2) or ``"adamw"`` (decoupled weight decay scaled by η); the Adam ones
+    take ``beta1``, ``beta2``, ``eps`` (None: :data:`ADAM_DEFAULTS`, optax's and PyTorch's
+    0.9, 0.999, 1e-8). The timescale of the decay in steps and epochs:
+    :func:`timescale_steps`, :func:`timescale_epochs`.
 
     The budget is ``budget_epochs`` if given, else ``budget_c/(η·λ)`` epochs, capped by
     ``max_epochs`` (required when λ = 0 and no ``budget_epochs`` is given).
@@ -160,6 +197,10 @@ class TrainConfig:
     eta: float = 0.1
     lam: float = 0.0
     momentum: float = 0.0
+    optimizer: str = "sgd"
+    beta1: float | None = None
+    beta2: float | None = None
+    eps: float | None = None
     lr_schedule: str = "constant"
     l2_mask: str = "all"
     batch_size: int | None = None
@@ -316,12 +357,14 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         "measure": MEASURE_KINDS,
         "autol2_preset": AUTOL2_PRESETS,
         "convention": CONVENTIONS,
+        "optimizer": OPTIMIZERS,
     }
     for name, allowed in choices.items():
         value = getattr(cfg, name)
         _require(
             value in allowed, f"unknown {name} {value!r} (choose from {', '.join(allowed)})", name
         )
+    _validate_optimizer(cfg)
     _validate_data(cfg.data)
     _require(cfg.seed >= 0, f"seed must be >= 0 (got {cfg.seed})", "seed")
     _require(
@@ -336,6 +379,30 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         _validate_autol2(cfg)
     budget_epochs(cfg)
     return cfg
+
+
+def _validate_optimizer(cfg: TrainConfig) -> None:
+    """Adam's β in [0, 1) and ε > 0, only the options the optimizer takes
+    (:data:`OPTIMIZER_OPTIONS`), and no "script" convention for decoupled decay."""
+    for name in ("beta1", "beta2"):
+        value = getattr(cfg, name)
+        _require(value is None or 0 <= value < 1, f"{name} must be in [0, 1) (got {value})", name)
+    _positive("eps", cfg.eps)
+    takes = OPTIMIZER_OPTIONS[cfg.optimizer]
+    for name in ("momentum", "beta1", "beta2", "eps"):
+        given = getattr(cfg, name) != field_default(TrainConfig, name)
+        _require(
+            not given or name in takes,
+            f"{name} is not an option of optimizer {cfg.optimizer!r} (it takes {', '.join(takes)})",
+            name,
+            *takes,
+        )
+    _require(
+        cfg.optimizer not in DECOUPLED or cfg.convention == "sm",
+        f"convention {cfg.convention!r} doubles the L2 term of the loss; optimizer "
+        f"{cfg.optimizer!r} decays the weights outside the loss (use convention 'sm')",
+        "convention",
+    )
 
 
 def _validate_data(d: DataConfig) -> None:
@@ -455,3 +522,47 @@ def budget_epochs(cfg: TrainConfig) -> float:
         return cfg.max_epochs
     epochs = cfg.budget_c / (cfg.eta * cfg.lam)
     return min(epochs, cfg.max_epochs) if cfg.max_epochs is not None else epochs
+
+
+def adam_options(cfg: TrainConfig) -> tuple[float, float, float]:
+    """β₁, β₂, ε of ``cfg``'s Adam: each field, or :data:`ADAM_DEFAULTS` where it is None."""
+    values = (cfg.beta1, cfg.beta2, cfg.eps)
+    defaults = (ADAM_DEFAULTS[name] for name in ("beta1", "beta2", "eps"))
+    return tuple(d if v is None else v for v, d in zip(values, defaults, strict=True))
+
+
+def timescale_steps(cfg: TrainConfig) -> float:
+    """``τ_iter``: the timescale of ``cfg``'s weight decay, in steps (SPEC §6); ∞ for λ = 0.
+
+    The decay multiplies θ by ``1 − r`` per step, ``τ_iter = 1/r``, with r:
+
+    - ``sgdw``, ``adamw`` (decoupled, ``θ ← θ − η·(update + λθ)``): ``r = η·λ`` exactly, with or
+      without momentum (the decay stays outside the buffer), so θ is an exponential moving
+      average of the updates over ``1/(η·λ)`` steps;
+    - ``sgd`` (coupled, ``s·λθ`` in the gradient, ``s`` = :data:`L2_FACTORS` of the convention):
+      ``r = η·s·λ/(1−μ)``, the steady state of the heavy-ball buffer, which sums
+      ``1/(1−μ)`` copies of each gradient (``η·s·λ`` for plain SGD);
+    - ``adam`` (coupled): no exact timescale, since Adam divides ``s·λθ`` by the running
+      ``√v̂ + ε`` of each coordinate, which changes with the gradients' scale and in time. We use
+      the nominal ``r = η·s·λ``, the rate of a coordinate whose ``√v̂`` is 1 and the same formula
+      as ``adamw``, so that the two lie on one axis; t* against it is a measurement, not a law.
+
+    η is the base learning rate ``cfg.eta`` (a step schedule lowers it later) and λ the
+    configured ``cfg.lam`` (AutoL2 lowers it from there).
+    """
+    if cfg.lam == 0:
+        return math.inf
+    rate = cfg.eta * cfg.lam
+    if cfg.optimizer in DECOUPLED:
+        return 1.0 / rate
+    rate *= L2_FACTORS[cfg.convention]
+    momentum = cfg.momentum if cfg.optimizer == "sgd" else 0.0
+    return (1.0 - momentum) / rate
+
+
+def timescale_epochs(cfg: TrainConfig) -> float:
+    """``τ_epoch = τ_iter/M`` (:func:`timescale_steps`) with ``M = N/B`` steps per epoch, for
+    ``N`` training examples (:func:`train_set_size`) in minibatches of ``B`` (full batch: M = 1)."""
+    n = train_set_size(cfg.data)
+    batch = min(cfg.batch_size or n, n)
+    return timescale_steps(cfg) * batch / n

@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from l2dynamics.config import CONVENTIONS, LOSSES
+from l2dynamics.config import CONVENTIONS, L2_FACTORS, LOSSES
 
 
 def one_hot(labels: jax.Array, num_classes: int) -> jax.Array:
@@ -60,7 +60,7 @@ def l2_scale(convention: str) -> float:
     """The factor of λ in the L2 gradient: 1 for the SM's ``(λ/2)‖θ‖²``, 2 for the script's
     ``λ·‖θ‖²`` (its λ multiplies ``Σθ²`` without the ½)."""
     _check_convention(convention)
-    return 2.0 if convention == "script" else 1.0
+    return L2_FACTORS[convention]
 
 
 def _check_convention(convention: str) -> None:

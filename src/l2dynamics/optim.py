@@ -1,15 +1,22 @@
-"""SGD with coupled L2 regularization, η and λ held as arrays in the optimizer state.
+"""The optimizers of a run (SPEC §1, §6), η and λ held as arrays in the optimizer state.
 
-The update on the regularized loss ``L(θ) = L_data(θ) + (λ/2)‖θ‖²`` (SPEC §1) is
+``sgd`` (:func:`sgd_l2`), the paper's: SGD on the regularized loss
+``L(θ) = L_data(θ) + (λ/2)‖θ‖²``,
 
     g = ∇L_data(θ) + λ·m⊙θ          (m: the L2 mask, all ones by default)
     v ← μ·v + g                      (heavy-ball buffer; μ = 0 gives plain SGD)
     θ ← θ − η·v
 
 so the L2 term enters *before* the momentum buffer (coupled L2, not decoupled weight decay).
-η, λ and μ are injected hyperparameters: arrays inside ``opt_state.hyperparams`` that jitted
-code reads and writes at run time, so one compilation serves every (η, λ) and a λ schedule
-(AutoL2) never recompiles.
+``sgdw`` (:func:`sgdw`) decouples it, ``v ← μ·v + ∇L_data``, ``θ ← θ − η·(v + λ·m⊙θ)``;
+``adam`` (:func:`adam_l2`) is Adam on ``g`` (coupled), ``adamw`` (:func:`adamw`) Adam with
+``θ ← θ − η·(adam(∇L_data) + λ·m⊙θ)`` (decoupled, scaled by η, as ``optax.adamw`` and
+``torch.optim.AdamW``). Each is a chain of optax's own transforms.
+
+η, λ (and μ for the SGDs) are injected hyperparameters, named ``learning_rate``, ``l2`` and
+``momentum`` for every optimizer: arrays inside ``opt_state.hyperparams`` that jitted code reads
+and writes at run time, so one compilation serves every (η, λ), pools vmap over them and a λ
+schedule (AutoL2) never recompiles. Adam's β₁, β₂, ε are constants of the compiled program.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from l2dynamics.config import L2_MASKS
+from l2dynamics.config import L2_MASKS, OPTIMIZERS, TrainConfig, adam_options
 
 # The step schedule's milestones as fractions (num, den) of the budget, compared in integers
 # (den·step ≥ num·total): host and device, CPU and GPU switch at the same step. (A float32
@@ -87,15 +94,143 @@ def sgd_l2(
             optax.scale_by_learning_rate(learning_rate),
         )
 
+    return _injected(chain, learning_rate=learning_rate, l2=l2, momentum=momentum)
+
+
+def _injected(chain: Callable[..., Any], **hyper: float) -> optax.GradientTransformationExtraArgs:
+    """``chain(**hyper)`` with ``hyper`` injected as float32 arrays of its state."""
     # Python floats (not arrays) so that every ``init`` makes fresh buffers: a state can then
     # be donated to a jitted step without invalidating the next ``init``.
-    return optax.inject_hyperparams(chain, hyperparam_dtype=jnp.float32)(
-        learning_rate=float(learning_rate), l2=float(l2), momentum=float(momentum)
-    )
+    floats = {name: float(value) for name, value in hyper.items()}
+    return optax.inject_hyperparams(chain, hyperparam_dtype=jnp.float32)(**floats)
+
+
+def sgdw(
+    learning_rate: float = 0.1,
+    l2: float = 0.0,
+    momentum: float = 0.0,
+    *,
+    mask: Callable[[Any], Any] | None = None,
+    heavy_ball: bool | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """SGD (optionally heavy-ball momentum) with decoupled weight decay scaled by η:
+    ``v ← μ·v + ∇L_data``, ``θ ← θ − η·(v + λ·θ)`` (θ shrinks by ``1 − η·λ`` per step whatever
+    μ is; PyTorch's ``SGD`` with ``weight_decay`` is :func:`sgd_l2` instead, coupled).
+
+    Args and state as :func:`sgd_l2`; λ is the weight decay per unit of η (per step: η·λ).
+    """
+    buffered = momentum != 0 if heavy_ball is None else heavy_ball
+
+    def chain(learning_rate, l2, momentum):
+        momentum_buffer = [optax.trace(decay=momentum)] if buffered else []
+        return optax.chain(
+            *momentum_buffer,
+            optax.add_decayed_weights(l2, mask),
+            optax.scale_by_learning_rate(learning_rate),
+        )
+
+    return _injected(chain, learning_rate=learning_rate, l2=l2, momentum=momentum)
+
+
+def _scale_by_adam(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+    """``optax.scale_by_adam`` traced under JAX's standard dtype promotion: its bias correction
+    raises β (a Python float) to the int32 step count, which strict promotion (the test suite's,
+    or a user's ``jax_numpy_dtype_promotion="strict"``) refuses; standard promotion makes it the
+    float32 that optax means. The numbers are optax's."""
+    tx = optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
+
+    def init(params: Any) -> Any:
+        with jax.numpy_dtype_promotion("standard"):
+            return tx.init(params)
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        with jax.numpy_dtype_promotion("standard"):
+            return tx.update(updates, state, params)
+
+    return optax.GradientTransformation(init, update)
+
+
+def adam_l2(
+    learning_rate: float = 1e-3,
+    l2: float = 0.0,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    mask: Callable[[Any], Any] | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Adam on the loss plus ``(λ/2)‖θ‖²`` (coupled L2): ``optax.adam`` applied to
+    ``∇L_data + λ·m⊙θ``, so Adam's moments (and its per-coordinate scaling) see the L2 term.
+
+    Args:
+        learning_rate: η, per step.
+        l2: λ, the coefficient of ``(λ/2)‖θ‖²``.
+        b1, b2, eps: Adam's β₁, β₂ (decay rates of the moments, per step) and ε (added to
+            ``√v̂``); constants of the transformation, not injected.
+        mask: as :func:`sgd_l2`.
+
+    Returns:
+        An optax transformation whose state holds ``hyperparams["learning_rate"]`` and
+        ``hyperparams["l2"]`` (float32 arrays; no ``"momentum"``).
+    """
+
+    def chain(learning_rate, l2):
+        return optax.chain(
+            optax.add_decayed_weights(l2, mask),
+            _scale_by_adam(b1, b2, eps),
+            optax.scale_by_learning_rate(learning_rate),
+        )
+
+    return _injected(chain, learning_rate=learning_rate, l2=l2)
+
+
+def adamw(
+    learning_rate: float = 1e-3,
+    l2: float = 0.0,
+    *,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    mask: Callable[[Any], Any] | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """AdamW: ``θ ← θ − η·(m̂/(√v̂ + ε) + λ·m⊙θ)`` with Adam's moments of ``∇L_data`` alone,
+    the chain of ``optax.adamw(learning_rate=η, weight_decay=λ)``. ``torch.optim.AdamW`` first
+    multiplies θ by ``1 − η·λ`` and then takes the Adam step, which does not depend on θ: the
+    same update. Args and state as :func:`adam_l2`, λ being the decay per unit of η.
+    """
+
+    def chain(learning_rate, l2):
+        return optax.chain(
+            _scale_by_adam(b1, b2, eps),
+            optax.add_decayed_weights(l2, mask),
+            optax.scale_by_learning_rate(learning_rate),
+        )
+
+    return _injected(chain, learning_rate=learning_rate, l2=l2)
+
+
+def run_optimizer(
+    cfg: TrainConfig, *, heavy_ball: bool | None = None
+) -> optax.GradientTransformationExtraArgs:
+    """The optimizer of ``cfg`` (``cfg.optimizer``, :data:`l2dynamics.config.OPTIMIZERS`) at its
+    η, λ, μ (SGDs) or β₁, β₂, ε (Adams), with its L2 mask; ``heavy_ball`` as :func:`sgd_l2`
+    (SGDs only: the Adams keep their moments always)."""
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {cfg.optimizer!r} (choose from {', '.join(OPTIMIZERS)})"
+        )
+    mask = l2_mask(cfg.l2_mask)
+    if cfg.optimizer in ("sgd", "sgdw"):
+        build = sgd_l2 if cfg.optimizer == "sgd" else sgdw
+        return build(cfg.eta, cfg.lam, cfg.momentum, mask=mask, heavy_ball=heavy_ball)
+    b1, b2, eps = adam_options(cfg)
+    build = adam_l2 if cfg.optimizer == "adam" else adamw
+    return build(cfg.eta, cfg.lam, b1=b1, b2=b2, eps=eps, mask=mask)
 
 
 def set_hyperparams(opt_state: Any, **values: jax.Array | float) -> Any:
-    """A copy of an :func:`sgd_l2` state with some hyperparameters replaced (jittable)."""
+    """A copy of an injected optimizer state (:func:`sgd_l2`, :func:`sgdw`, :func:`adam_l2`,
+    :func:`adamw`) with some hyperparameters replaced (jittable)."""
     hyper = dict(opt_state.hyperparams)
     for name, value in values.items():
         if name not in hyper:

@@ -1,8 +1,9 @@
 """Per-run tables from a sweep's runs and measurements (pure pandas; no JAX, no training).
 
 Units: ``epoch`` and ``t_star_*`` in epochs; ``eta_lam`` = η·λ (so that t* ≈ c/(η·λ) epochs);
-``t_star_tau`` = t*·η·λ, the normalized time τ = η·λ·epochs of the peak. The inputs are the
-DataFrames of :func:`l2dynamics.sweep.store.load_runs` and
+``t_star_tau`` = t*·η·λ, the normalized time τ = η·λ·epochs of the peak; ``tau_iter`` (steps)
+and ``tau_epoch`` (epochs), the timescale of each run's decay for its optimizer (SPEC §6). The
+inputs are the DataFrames of :func:`l2dynamics.sweep.store.load_runs` and
 :func:`~l2dynamics.sweep.store.load_measurements` (or any frames with the same columns).
 
 Definitions (SPEC §1): the performance of a run is its *maximum* test accuracy over the
@@ -21,6 +22,7 @@ plumbing they share: each run's configuration (:func:`run_configs`) and its vari
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -29,7 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from l2dynamics.config import DataConfig, test_set_size
+from l2dynamics.config import (
+    DataConfig,
+    TrainConfig,
+    from_dict,
+    test_set_size,
+    timescale_epochs,
+    timescale_steps,
+)
 from l2dynamics.results import first_peak, near_peak
 
 FINISHED = ("done", "diverged")
@@ -66,6 +75,8 @@ RUN_TABLE_COLUMNS = (
     "epochs_to_train_acc_1",
     "eta_lam",
     "t_star_tau",
+    "tau_iter",
+    "tau_epoch",
 )
 
 _STAT_COLUMNS = [
@@ -207,8 +218,10 @@ def run_table(runs: pd.DataFrame, measurements: pd.DataFrame) -> pd.DataFrame:
         ``t_star_robust`` with its near-peak interval ``t_star_robust_lo``/``_hi`` and
         ``robust_inside`` (see :func:`robust_peak_stats`); ``n_test`` (test examples, see
         :func:`test_sizes`); ``max_train_acc``,
-        ``reached_train_acc_1``, ``epochs_to_train_acc_1`` (NaN if never), ``eta_lam`` = η·λ and
-        ``t_star_tau`` = t*·η·λ (τ units).
+        ``reached_train_acc_1``, ``epochs_to_train_acc_1`` (NaN if never), ``eta_lam`` = η·λ,
+        ``t_star_tau`` = t*·η·λ (τ units), and the timescale of the run's decay (SPEC §6, see
+        :func:`~l2dynamics.config.timescale_steps`) ``tau_iter`` in steps and ``tau_epoch`` in
+        epochs (NaN when ``runs`` has no configuration with the run's data).
     """
     finished = runs[runs["status"].isin(FINISHED)]
     curves = dict(tuple(measurements.groupby("hash", sort=False))) if len(measurements) else {}
@@ -221,11 +234,28 @@ def run_table(runs: pd.DataFrame, measurements: pd.DataFrame) -> pd.DataFrame:
     table["budget_epochs"] = _budget(finished, table)
     table["eta_lam"] = table["eta"] * table["lam"]
     table["t_star_tau"] = table["t_star_epochs"] * table["eta_lam"]
+    table["tau_iter"], table["tau_epoch"] = _timescales(finished)
     table["peak_inside"] = np.isfinite(table["t_star_hi"]) & (
         table["t_star_epochs"] < table["budget_epochs"] * (1 - EPOCH_RTOL)
     )
     extra = [c for c in PASS_THROUGH if c in table]
     return table[list(RUN_TABLE_COLUMNS) + extra]
+
+
+def _timescales(finished: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each run's ``τ_iter`` (steps) and ``τ_epoch`` (epochs) from its stored configuration
+    (fields left out of it, as :data:`l2dynamics.sweep.spec.LATER_FIELDS` at their defaults, take
+    their defaults) and its ``eta``, ``lam`` columns; ``τ_epoch`` NaN where the configuration
+    does not say the data (its training-set size and batch)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    configs = run_configs(finished)
+    steps, epochs = [], []
+    for h, eta, lam in zip(finished["hash"], finished["eta"], finished["lam"], strict=True):
+        stored = {k: v for k, v in configs.get(h, {}).items() if k in fields}
+        cfg = from_dict(TrainConfig, stored | {"eta": float(eta), "lam": float(lam)})
+        steps.append(timescale_steps(cfg))
+        epochs.append(timescale_epochs(cfg) if "data" in stored else math.nan)
+    return np.asarray(steps, np.float64), np.asarray(epochs, np.float64)
 
 
 def _budget(finished: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:

@@ -32,7 +32,8 @@ BYTES_PER_PARAM = 4 * 5  # float32 params, grads, momentum buffer, updates and a
 
 def group_key(cfg: TrainConfig) -> str:
     """Everything that fixes the compiled program: data, model, loss, batch, schedule kind,
-    and whether there is a momentum buffer (μ ≠ 0; its value is a run-time array)."""
+    the optimizer with Adam's β₁, β₂, ε (constants of the program), and whether there is a
+    momentum buffer (μ ≠ 0; its value is a run-time array)."""
     fixed = dataclasses.asdict(
         dataclasses.replace(
             cfg,

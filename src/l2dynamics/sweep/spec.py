@@ -86,6 +86,10 @@ LATER_FIELDS = (
     "autol2_measure_size",
     "autol2_lam_pred",
     "convention",
+    "optimizer",
+    "beta1",
+    "beta2",
+    "eps",
 )
 
 

@@ -9,7 +9,8 @@ book per run in the same way.
 Words for the nested levels of batching, used throughout the package:
 
 - **program**: the compiled functions shared by every run of one *group* (same model, data
-  shapes, batch size, and whether there is a momentum buffer; :func:`build_program`);
+  shapes, batch size, optimizer with its β₁, β₂, ε, and whether there is a momentum buffer;
+  :func:`build_program`);
 - **pool**: runs of one group trained together under ``jax.vmap`` in a fixed number of
   **lanes** (a finished run's lane takes the next run);
 - **tail**: a pool's last runs, handed to the one-run program one after the other;
@@ -34,7 +35,7 @@ from l2dynamics.config import TrainConfig, budget_epochs, validate, validate_for
 from l2dynamics.data import Dataset, load_dataset
 from l2dynamics.losses import l2_scale, loss_fn, one_hot
 from l2dynamics.models import build_model
-from l2dynamics.optim import l2_mask, set_hyperparams, sgd_l2
+from l2dynamics.optim import run_optimizer, set_hyperparams
 from l2dynamics.progress import ProgressFn, Update
 from l2dynamics.train import step as S
 from l2dynamics.train.book import (
@@ -128,11 +129,11 @@ class PoolOps:
 
 @dataclasses.dataclass(frozen=True)
 class Program:
-    """The compiled program of one group of runs (model, data shapes, batch size): the step
-    spec, the data on the device, whether the optimizer keeps a momentum buffer
-    (``heavy_ball``: built for μ ≠ 0; plain SGD programs have none), the initial state builders,
-    one run's jitted step loop ``run_steps(data, state, hyper, n_steps)`` and measurement
-    ``measure(data, params, eval_batch)``, and the same for a pool (``pool``).
+    """The compiled program of one group of runs (model, data shapes, batch size, optimizer):
+    the step spec, the data on the device, whether an SGD keeps a momentum buffer
+    (``heavy_ball``: built for μ ≠ 0; plain SGD programs and the Adams have none), the initial
+    state builders, one run's jitted step loop ``run_steps(data, state, hyper, n_steps)`` and
+    measurement ``measure(data, params, eval_batch)``, and the same for a pool (``pool``).
 
     Built once and reused, so that XLA compiles each function once per shape and the data
     cross to the device once per sweep, not once per run."""
@@ -150,8 +151,8 @@ class Program:
 def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
     """Model, optimizer and jitted functions for ``cfg`` on ``ds``."""
     model = build_model(cfg.model.name, ds.num_classes, **dict(cfg.model.options))
-    heavy_ball = cfg.momentum != 0
-    tx = sgd_l2(cfg.eta, cfg.lam, cfg.momentum, mask=l2_mask(cfg.l2_mask), heavy_ball=heavy_ball)
+    heavy_ball = cfg.momentum != 0  # only the SGDs take μ (config.OPTIMIZER_OPTIONS)
+    tx = run_optimizer(cfg, heavy_ball=heavy_ball)
     d = cfg.data
     spec = S.StepSpec(
         apply=model.apply,
@@ -281,7 +282,11 @@ def _init_fn(model, tx, sample: jax.Array) -> Callable[..., S.TrainState]:
     def init(seed_key, eta, lam, momentum) -> S.TrainState:
         init_key, order_key = jax.random.split(seed_key, 2)
         params = model.init(init_key, sample)["params"]
-        opt_state = set_hyperparams(tx.init(params), learning_rate=eta, l2=lam, momentum=momentum)
+        opt_state = tx.init(params)
+        hyper = {"learning_rate": eta, "l2": lam}
+        if "momentum" in opt_state.hyperparams:  # the SGDs' μ; the Adams have none
+            hyper["momentum"] = momentum
+        opt_state = set_hyperparams(opt_state, **hyper)
         ctrl = controller.init(None)  # replaced by the run's own in init_state
         return S.TrainState(params, opt_state, jnp.int32(0), order_key, jnp.int32(-1), ctrl)
 

@@ -1,4 +1,4 @@
-"""The pure, jitted pieces of a run: batch gathering, the L2-SGD step, many steps per
+"""The pure, jitted pieces of a run: batch gathering, the training step, many steps per
 dispatch, and batched evaluation.
 
 Everything here is a function of arrays: the data live on the device once (:class:`DeviceData`)
@@ -115,8 +115,9 @@ def get_batch(spec: StepSpec, data: DeviceData, key: jax.Array, step: jax.Array)
 
 
 def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper) -> TrainState:
-    """One step ``θ ← θ − η_t(v)``, ``v ← μv + ∇L_data + s·λθ`` at ``η_t = η₀·schedule(step)``,
-    with ``s = spec.l2_scale`` (1; 2 in the script convention).
+    """One step of ``spec.tx`` at ``η_t = η₀·schedule(step)`` and L2 coefficient ``s·λ``, with
+    ``s = spec.l2_scale`` (1; 2 in the script convention); for SGD with coupled L2,
+    ``θ ← θ − η_t(v)``, ``v ← μv + ∇L_data + s·λθ`` (the others: :mod:`l2dynamics.optim`).
 
     With AutoL2 (``spec.controller``), λ is the controller's: every ``period`` steps (at steps
     0, k, 2k, …) the bare loss and error at the parameters before this update, on this step's
