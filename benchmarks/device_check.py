@@ -382,8 +382,8 @@ class Check:
         def call(n: int) -> int:
             before = np.max(jax.device_get(holder[0].step))
             steps = jnp.int32(n) if lanes is None else jnp.full((lanes,), n, jnp.int32)
-            holder[0] = run(program.data, holder[0], hyper, steps)
-            return int(np.max(jax.device_get(holder[0].step)) - before)  # blocks
+            holder[0] = jax.block_until_ready(run(program.data, holder[0], hyper, steps))
+            return int(np.max(jax.device_get(holder[0].step)) - before)
 
         t0 = time.perf_counter()
         call(1)
@@ -751,6 +751,7 @@ class Check:
         stopped = ""
         with tempfile.TemporaryDirectory(prefix="device-check-fig2-") as tmp:
             store = Path(self.args.store_dir or tmp) / "fig2-slice.sqlite"
+            store.parent.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
             try:
                 run_sweep(sweep, str(store), progress=deadline.guard, short_budgets=True)

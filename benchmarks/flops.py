@@ -15,7 +15,6 @@ import math
 from typing import Any
 
 import jax
-import jax.extend.core
 import numpy as np
 
 from l2dynamics.train import step as S
@@ -24,14 +23,15 @@ UPDATE_FLOPS_PER_PARAM = {False: 4, True: 6}  # by whether there is a momentum b
 
 
 def _sub_jaxprs(eqn) -> list:
-    """The jaxprs nested in an equation's parameters (pjit, custom_jvp, while, cond, ...)."""
+    """The jaxprs nested in an equation's parameters (pjit, custom_jvp, while, cond, ...), found
+    by their shape (a jaxpr has ``eqns``; a closed one holds it as ``jaxpr``), so that no JAX
+    version's module layout matters: the device check runs under whatever JAX a GPU has."""
     found = []
     for value in eqn.params.values():
         for v in value if isinstance(value, list | tuple) else (value,):
-            if isinstance(v, jax.extend.core.ClosedJaxpr):
-                found.append(v.jaxpr)
-            elif isinstance(v, jax.extend.core.Jaxpr):
-                found.append(v)
+            inner = getattr(v, "jaxpr", v)
+            if hasattr(inner, "eqns"):
+                found.append(inner)
     return found
 
 
