@@ -8,6 +8,7 @@ from l2dynamics.config import OPTIMIZERS, TrainConfig, timescale_steps
 from l2dynamics.optim import (
     adam_l2,
     adamw,
+    cumulative_lr_factor,
     eta_now,
     lr_factor,
     run_optimizer,
@@ -319,3 +320,13 @@ def test_the_timescale_is_the_e_folding_time_of_the_decay_alone(optimizer, momen
         norms.append(float(params["w"][0]))
     measured = 200 / np.log(norms[199] / norms[399])
     assert measured == pytest.approx(timescale_steps(cfg), rel=rtol)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "step"])
+@pytest.mark.parametrize("total", [1, 2, 3, 7, 10, 99, 100, 101, 1000])
+def test_cumulative_lr_factor_is_the_running_sum_of_the_factor(schedule, total):
+    """The closed form equals summing the schedule step by step, at every step of the budget."""
+    factors = lr_factor(schedule, np.arange(total), total, xp=np)
+    expected = np.concatenate([[0.0], np.cumsum(factors)])
+    got = cumulative_lr_factor(schedule, np.arange(total + 1), total)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

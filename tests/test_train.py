@@ -149,7 +149,7 @@ def test_divergence_is_recorded_with_its_step():
 
 def test_step_schedule_physical_time():
     cfg = dataclasses.replace(SMALL, lr_schedule="step")
-    t = physical_times(cfg, 10, 32, 128)
+    t = physical_times(cfg, np.arange(11), 10, 32, 128)
     per_step = 0.5 * 32 / 128
     expected = np.cumsum(
         [0] + [per_step * 0.2 ** sum(s / 10 >= m for m in (0.3, 0.6, 0.9)) for s in range(10)]

@@ -257,6 +257,32 @@ def lr_factor(schedule: str, step: Any, total_steps: Any, *, xp: Any = jnp) -> A
     raise ValueError(f"unknown learning-rate schedule {schedule!r} (choose from constant, step)")
 
 
+def lr_milestones(schedule: str, total_steps: int) -> tuple[int, ...]:
+    """The steps at which :func:`lr_factor` changes, for a budget of ``total_steps`` steps: none
+    for ``"constant"``; for ``"step"`` the first step of each milestone, ``⌈num·total/den⌉``
+    (the integer comparison ``den·step ≥ num·total`` of :func:`lr_factor`)."""
+    if schedule == "constant":
+        return ()
+    if schedule == "step":
+        total = max(int(total_steps), 1)
+        return tuple(-(-num * total // den) for num, den in STEP_MILESTONES)
+    raise ValueError(f"unknown learning-rate schedule {schedule!r} (choose from constant, step)")
+
+
+def cumulative_lr_factor(schedule: str, steps: Any, total_steps: int) -> np.ndarray:
+    """``Σ_{s' < s} lr_factor(s')`` for each ``s`` of ``steps`` (host, float64): the schedule is
+    piecewise constant, so each segment between milestones adds its factor times its overlap
+    with ``[0, s)``. Closed form, so a budget of 10⁸ steps costs nothing to book."""
+    s = np.asarray(steps, dtype=np.float64)
+    bounds = (0, *lr_milestones(schedule, total_steps))
+    factors = lr_factor(schedule, np.asarray(bounds), total_steps, xp=np)
+    ends = (*bounds[1:], np.inf)
+    out = np.zeros_like(s)
+    for start, end, factor in zip(bounds, ends, factors, strict=True):
+        out += factor * np.clip(np.minimum(s, end) - start, 0.0, None)
+    return out
+
+
 def eta_now(schedule: str, eta0: Any, step: Any, total_steps: Any, *, xp: Any = jnp) -> Any:
     """The learning rate in force at ``step``: ``η₀ · lr_factor(step)`` (per step), on the
     device or the host as :func:`lr_factor`."""

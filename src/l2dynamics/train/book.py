@@ -25,7 +25,7 @@ import numpy as np
 
 from l2dynamics.config import TrainConfig, budget_epochs
 from l2dynamics.files import atomic_path
-from l2dynamics.optim import eta_now, lr_factor
+from l2dynamics.optim import cumulative_lr_factor, eta_now
 from l2dynamics.results import CURVE_COLUMNS, first_peak, near_peak
 from l2dynamics.train.schedule import every_k, log_spaced, peak_window, relative_resolution
 from l2dynamics.train.stopping import passed_peak
@@ -99,11 +99,12 @@ def measure_steps(cfg: TrainConfig, total_steps: int) -> np.ndarray:
     return log_spaced(total_steps, cfg.measure_resolution)
 
 
-def physical_times(cfg: TrainConfig, total_steps: int, batch: int, n: int) -> np.ndarray:
-    """``time[s] = Σ_{s'<s} η_{s'}·B/N`` for s = 0…total_steps (η·epochs, schedule included)."""
-    factors = lr_factor(cfg.lr_schedule, np.arange(total_steps), total_steps, xp=np)
-    per_step = factors * cfg.eta * batch / n
-    return np.concatenate([[0.0], np.cumsum(per_step)])
+def physical_times(cfg: TrainConfig, steps: Any, total_steps: int, batch: int, n: int) -> Any:
+    """``time[s] = Σ_{s'<s} η_{s'}·B/N`` at each step ``s`` of ``steps`` (η·epochs, schedule
+    included) in a run of ``total_steps`` steps; computed only where asked, never for the whole
+    budget (the paper's λ = 0 runs have 4·10⁸ steps)."""
+    factor = cumulative_lr_factor(cfg.lr_schedule, steps, total_steps)
+    return factor * cfg.eta * batch / n
 
 
 class RunBook:
@@ -126,7 +127,6 @@ class RunBook:
         self.epochs = budget_epochs(cfg)
         self.total = total_steps(self.epochs, n_train, batch)
         self.schedule = measure_steps(cfg, self.total)
-        self.times = physical_times(cfg, self.total, batch, n_train)
         self.rows: list[dict[str, float]] = []
         self.done = 0  # steps trained
         self.diverged: int | None = None  # the first step whose minibatch loss was not finite
@@ -183,7 +183,8 @@ class RunBook:
         row, λ held at its value there over the interval (λ changes only at measurement
         periods, so τ can lag by at most one period per decay).
         """
-        step, t = self.done, float(self.times[self.done])
+        step = self.done
+        t = float(physical_times(self.cfg, step, self.total, self.batch, self.n_train))
         if self.cfg.autol2 and self.rows:
             last = self.rows[-1]
             tau = last["tau"] + (t - last["time"]) * last["lam_now"]
