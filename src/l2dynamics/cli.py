@@ -861,6 +861,13 @@ def _stopped_by_signal(resume: str) -> Iterator[None]:
 )
 @click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
 @click.option(
+    "--gpus-per-task",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GPUs each Ray task asks for (--executor ray; default: 1 on a cluster with GPUs, "
+    "else 0; a fraction lets tasks share a GPU).",
+)
+@click.option(
     "--checkpoint-every",
     "checkpoint_every_s",
     type=click.FloatRange(min=0),
@@ -877,6 +884,7 @@ def sweep(
     vectorize: bool | None,
     executor: str,
     address: str | None,
+    gpus_per_task: float | None,
     checkpoint_every_s: float,
     quiet: bool,
 ) -> None:
@@ -889,6 +897,7 @@ def sweep(
     again = ["l2dyn", "sweep", str(sweep_file), "--store", str(store_path)]
     if executor != "local":
         again += ["--executor", executor] + (["--address", address] if address else [])
+        again += ["--gpus-per-task", f"{gpus_per_task:g}"] if gpus_per_task is not None else []
     with _progress(quiet) as bar, _stopped_by_signal(shlex.join(again)):
         report = run_sweep(
             spec,
@@ -897,6 +906,7 @@ def sweep(
             progress=_bars(bar),
             executor=executor,
             address=address,
+            gpus_per_task=gpus_per_task,
             notify=_note,
             checkpoint_every_s=checkpoint_every_s,
         )
@@ -1010,6 +1020,13 @@ def _figures_epilog() -> str:
 @click.option("--data-dir", default=None, help="MNIST / CIFAR-10 directory ($L2DYN_DATA).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local")
 @click.option("--address", default=None, help="Ray cluster address (--executor ray).")
+@click.option(
+    "--gpus-per-task",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GPUs each Ray task asks for (--executor ray; default: 1 on a cluster with GPUs, "
+    "else 0; a fraction lets tasks share a GPU).",
+)
 @click.option("--json", "json_out", is_flag=True, help="Print summary.json on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def reproduce(
@@ -1019,6 +1036,7 @@ def reproduce(
     data_dir: str | None,
     executor: str,
     address: str | None,
+    gpus_per_task: float | None,
     json_out: bool,
     quiet: bool,
 ) -> None:
@@ -1032,7 +1050,7 @@ def reproduce(
     out_dir.mkdir(exist_ok=True)
     with _progress(quiet) as bar:
         request = ReproduceRequest(
-            figure, scale, out_dir, data_dir, executor, address, progress=_bars(bar)
+            figure, scale, out_dir, data_dir, executor, address, gpus_per_task, _bars(bar)
         )
         summary = run(request)
     if json_out:

@@ -108,6 +108,7 @@ def run_sweep(
     short_budgets: bool = False,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     context: Context | None = None,
+    gpus_per_task: float | None = None,
 ) -> SweepReport:
     """Create or resume the sweep's store and train every run that is not finished.
 
@@ -132,13 +133,15 @@ def run_sweep(
             seconds (0: at every measurement point; ``math.inf``: none); local executor only.
         context: the data sets and programs to reuse (several sweeps of one experiment share
             them); default a new one.
+        gpus_per_task: the GPUs each Ray task asks for (``executor="ray"`` only); default: one
+            on a cluster with GPUs, else none (:func:`l2dynamics.sweep.ray_executor.task_options`).
 
     Raises:
         L2DynError: a bad executor, data set or run (nothing is written then), a store that is
             damaged, in use, or belongs to a sweep with other data, model, train or budget.
     """
     owner = owner or sweep
-    ctx = _preflight(owner, executor, short_budgets, context or Context())
+    ctx = _preflight(owner, executor, short_budgets, context or Context(), gpus_per_task)
     progress = progress or no_progress
     start = time.perf_counter()
     with RunStore(store_path, lock=True) as store:
@@ -152,7 +155,8 @@ def run_sweep(
             report.steps_total = sum(book.budgets.values())
             progress(report.update())
             checkpoints = Checkpoints(store, checkpoint_every_s)
-            _train(book, sweep, todo, ctx, vectorize, executor, address, checkpoints)
+            ray_options = (address, gpus_per_task)
+            _train(book, sweep, todo, ctx, vectorize, executor, ray_options, checkpoints)
         except BaseException:  # Ctrl-C, SIGTERM, a bug: no run stays "running" behind us
             with contextlib.suppress(Exception):  # the first error is the one to report
                 store.requeue_running()
@@ -161,16 +165,21 @@ def run_sweep(
     return report
 
 
-def _preflight(sweep: Sweep, executor: str, short_budgets: bool, ctx: Context) -> Context:
-    """Check what only the data can tell, before the store is touched: the executor, every data
-    set (loaded into the context ``ctx``, which training then reuses; returned) and every run
-    against its data (names as in the sweep file)."""
+def _preflight(
+    sweep: Sweep, executor: str, short_budgets: bool, ctx: Context, gpus_per_task: float | None
+) -> Context:
+    """Check what only the data can tell, before the store is touched: the executor (and its
+    GPU request), every data set (loaded into the context ``ctx``, which training then reuses;
+    returned) and every run against its data (names as in the sweep file)."""
     if executor not in EXECUTORS:
         raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
     if executor == "ray":
-        from l2dynamics.sweep.ray_executor import require_ray  # Ray only when asked
+        from l2dynamics.sweep.ray_executor import check_gpus_per_task, require_ray  # when asked
 
         require_ray()
+        check_gpus_per_task(gpus_per_task)
+    elif gpus_per_task is not None:
+        raise L2DynError("--gpus-per-task applies to Ray tasks: add --executor ray")
     for cfg in sweep.runs:
         try:
             validate_for_data(cfg, ctx.dataset(cfg).n_train, short_budget=short_budgets)
@@ -186,18 +195,20 @@ def _train(
     ctx: Context,
     vectorize: bool | None,
     executor: str,
-    address: str | None,
+    ray_options: tuple[str | None, float | None],
     checkpoints: Checkpoints,
 ) -> None:
-    """Train the runs ``todo`` (hash, config) of ``sweep`` with ``executor``, recording each
-    result in ``book``; locally, pools that left a checkpoint resume first."""
+    """Train the runs ``todo`` (hash, config) of ``sweep`` with ``executor`` (Ray: at
+    ``ray_options`` = (address, GPUs per task)), recording each result in ``book``; locally,
+    pools that left a checkpoint resume first."""
     store = book.store
     if executor == "ray":
         from l2dynamics.sweep.ray_executor import run_chunks_on_ray  # Ray only when asked
 
         chunks = plan(todo, ctx, vectorize, split=True)
         store.mark_running([h for chunk in chunks for h in chunk.hashes])
-        run_chunks_on_ray(chunks, address, book.record, book.fail)
+        address, gpus_per_task = ray_options
+        run_chunks_on_ray(chunks, address, book.record, book.fail, gpus_per_task)
         return
     resumed = _resumed_pools(store, sweep, book.queued)
     covered = {h for chunk in resumed for h in chunk.hashes}
