@@ -83,7 +83,7 @@ def task_options(cluster: Mapping[str, float], gpus_per_task: float | None = Non
     if gpus == 0:
         env["JAX_PLATFORMS"] = "cpu"
     elif gpus < 1:  # several tasks share one GPU: each preallocates its share only
-        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{JAX_GPU_MEM_FRACTION * gpus:.3g}"
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{JAX_GPU_MEM_FRACTION * gpus:.4f}"
     options: dict[str, Any] = {"num_cpus": CPUS_PER_TASK, "num_gpus": gpus}
     if gpus:
         options["max_calls"] = 1  # Ray's default for GPU tasks, said: see the module docstring
