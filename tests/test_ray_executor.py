@@ -204,6 +204,13 @@ def test_a_task_failing_every_try_marks_its_runs_failed_and_the_sweep_goes_on(
     assert len(tries) == 1 + MAX_RETRIES
 
 
+def test_more_gpus_than_the_cluster_has_are_refused_before_the_store_is_made(cluster, tmp_path):
+    store = tmp_path / "ray.sqlite"
+    with pytest.raises(L2DynError, match="asks for 3 GPUs .* the Ray cluster has 2"):
+        run_sweep(sweep_of(tmp_path, "[0.5]"), str(store), executor="ray", gpus_per_task=3)
+    assert not store.exists()
+
+
 @pytest.mark.parametrize(
     "resources, gpus, asked",
     [

@@ -102,21 +102,31 @@ def train_chunk_task(chunk: Chunk) -> list[tuple[str, RunResult]]:
     return results
 
 
-def run_chunks_on_ray(
-    chunks: Sequence[Chunk],
-    address: str | None,
-    on_result: Callable[[str, RunResult], None],
-    on_failure: Callable[[str, str], None],
-    gpus_per_task: float | None = None,
-) -> None:
-    """Submit every chunk as a task (asking for :func:`task_options`) and record results as
-    tasks finish, in this process; a task that failed on every try marks its runs failed."""
+def connect(address: str | None, gpus_per_task: float | None = None) -> dict:
+    """Join the Ray cluster at ``address`` (None: start a local one) unless this process has
+    joined one, and return what each task will ask of it (:func:`task_options`).
+
+    Raises:
+        L2DynError: Ray is missing, or the cluster cannot give a task ``gpus_per_task`` GPUs.
+    """
     ray = _import_ray()
     if not ray.is_initialized():
         ray.init(
             address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
         )
-    options = task_options(ray.cluster_resources(), gpus_per_task)
+    return task_options(ray.cluster_resources(), gpus_per_task)
+
+
+def run_chunks_on_ray(
+    chunks: Sequence[Chunk],
+    options: Mapping[str, Any],
+    on_result: Callable[[str, RunResult], None],
+    on_failure: Callable[[str, str], None],
+) -> None:
+    """Submit every chunk as a task asking for ``options`` (from :func:`connect`) and record
+    results as tasks finish, in this process; a task that failed on every try marks its runs
+    failed."""
+    ray = _import_ray()
     # in ray.remote, not .options(): max_calls takes effect only there
     task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=True, **options)(train_chunk_task)
     pending = {task.remote(chunk): chunk for chunk in chunks}

@@ -22,9 +22,10 @@ pay here, where a checkpoint is at most tens of MB written about once a minute. 
 not write the store, so Ray sweeps do not checkpoint (their runs restart from step 0).
 
 Everything that can be checked is checked before the store is created or touched: the
-executor (Ray importable), every data set (loaded once, then reused for training), each run
-against its data (:func:`l2dynamics.config.validate_for_data`), the store's health and that it
-belongs to this sweep (its data, model, train and budget sections; only the grid may change).
+executor (Ray importable; its cluster joined, able to give each task the GPUs it asks for),
+every data set (loaded once, then reused for training), each run against its data
+(:func:`l2dynamics.config.validate_for_data`), the store's health and that it belongs to this
+sweep (its data, model, train and budget sections; only the grid may change).
 A bad input leaves no run registered. A sweep stopped by Ctrl-C or SIGTERM sends its
 ``running`` runs back to ``queued`` before it ends.
 """
@@ -137,11 +138,13 @@ def run_sweep(
             on a cluster with GPUs, else none (:func:`l2dynamics.sweep.ray_executor.task_options`).
 
     Raises:
-        L2DynError: a bad executor, data set or run (nothing is written then), a store that is
-            damaged, in use, or belongs to a sweep with other data, model, train or budget.
+        L2DynError: a bad executor, data set or run, or a Ray cluster that cannot give a task
+            its GPUs (nothing is written then), a store that is damaged, in use, or belongs to a
+            sweep with other data, model, train or budget.
     """
     owner = owner or sweep
-    ctx = _preflight(owner, executor, short_budgets, context or Context(), gpus_per_task)
+    ray = (address, gpus_per_task)
+    ctx, ray_options = _preflight(owner, executor, short_budgets, context or Context(), ray)
     progress = progress or no_progress
     start = time.perf_counter()
     with RunStore(store_path, lock=True) as store:
@@ -155,8 +158,7 @@ def run_sweep(
             report.steps_total = sum(book.budgets.values())
             progress(report.update())
             checkpoints = Checkpoints(store, checkpoint_every_s)
-            ray_options = (address, gpus_per_task)
-            _train(book, sweep, todo, ctx, vectorize, executor, ray_options, checkpoints)
+            _train(book, sweep, todo, ctx, vectorize, ray_options, checkpoints)
         except BaseException:  # Ctrl-C, SIGTERM, a bug: no run stays "running" behind us
             with contextlib.suppress(Exception):  # the first error is the one to report
                 store.requeue_running()
@@ -166,11 +168,18 @@ def run_sweep(
 
 
 def _preflight(
-    sweep: Sweep, executor: str, short_budgets: bool, ctx: Context, gpus_per_task: float | None
-) -> Context:
-    """Check what only the data can tell, before the store is touched: the executor (and its
-    GPU request), every data set (loaded into the context ``ctx``, which training then reuses;
-    returned) and every run against its data (names as in the sweep file)."""
+    sweep: Sweep,
+    executor: str,
+    short_budgets: bool,
+    ctx: Context,
+    ray: tuple[str | None, float | None],
+) -> tuple[Context, dict | None]:
+    """Check what only the data and the cluster can tell, before the store is touched: the
+    executor, every data set (loaded into the context ``ctx``, which training then reuses;
+    returned) and every run against its data (names as in the sweep file); with Ray, join its
+    cluster (``ray`` = (address, GPUs per task)) and return what each task asks of it (else
+    None)."""
+    address, gpus_per_task = ray
     if executor not in EXECUTORS:
         raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
     if executor == "ray":
@@ -185,7 +194,11 @@ def _preflight(
             validate_for_data(cfg, ctx.dataset(cfg).n_train, short_budget=short_budgets)
         except ConfigError as exc:
             raise exc.renamed(sweep.names) from None
-    return ctx
+    if executor != "ray":
+        return ctx, None
+    from l2dynamics.sweep.ray_executor import connect
+
+    return ctx, connect(address, gpus_per_task)
 
 
 def _train(
@@ -194,21 +207,18 @@ def _train(
     todo: list,
     ctx: Context,
     vectorize: bool | None,
-    executor: str,
-    ray_options: tuple[str | None, float | None],
+    ray_options: dict | None,
     checkpoints: Checkpoints,
 ) -> None:
-    """Train the runs ``todo`` (hash, config) of ``sweep`` with ``executor`` (Ray: at
-    ``ray_options`` = (address, GPUs per task)), recording each result in ``book``; locally,
-    pools that left a checkpoint resume first."""
+    """Train the runs ``todo`` (hash, config) of ``sweep``, recording each result in ``book``:
+    as Ray tasks asking for ``ray_options``, or here (pools that left a checkpoint first)."""
     store = book.store
-    if executor == "ray":
+    if ray_options is not None:
         from l2dynamics.sweep.ray_executor import run_chunks_on_ray  # Ray only when asked
 
         chunks = plan(todo, ctx, vectorize, split=True)
         store.mark_running([h for chunk in chunks for h in chunk.hashes])
-        address, gpus_per_task = ray_options
-        run_chunks_on_ray(chunks, address, book.record, book.fail, gpus_per_task)
+        run_chunks_on_ray(chunks, ray_options, book.record, book.fail)
         return
     resumed = _resumed_pools(store, sweep, book.queued)
     covered = {h for chunk in resumed for h in chunk.hashes}
