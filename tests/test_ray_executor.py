@@ -204,6 +204,21 @@ def test_a_task_failing_every_try_marks_its_runs_failed_and_the_sweep_goes_on(
     assert len(tries) == 1 + MAX_RETRIES
 
 
+def test_a_ray_driver_keeps_its_jax_off_the_gpus(monkeypatch):
+    from l2dynamics import cli
+
+    monkeypatch.setenv("JAX_PLATFORMS", "")
+    monkeypatch.delenv("JAX_PLATFORMS")  # restored as unset afterwards
+    monkeypatch.delitem(sys.modules, "jax")  # as when `l2dyn` starts: JAX not imported yet
+    cli._ray_driver("local")
+    assert "JAX_PLATFORMS" not in os.environ
+    cli._ray_driver("ray")
+    assert os.environ["JAX_PLATFORMS"] == "cpu"
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")  # the user's choice stands
+    cli._ray_driver("ray")
+    assert os.environ["JAX_PLATFORMS"] == "cuda"
+
+
 def test_more_gpus_than_the_cluster_has_are_refused_before_the_store_is_made(cluster, tmp_path):
     store = tmp_path / "ray.sqlite"
     with pytest.raises(L2DynError, match="asks for 3 GPUs .* the Ray cluster has 2"):

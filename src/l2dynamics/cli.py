@@ -800,6 +800,15 @@ def _bars(bar: Progress | LineProgress, rename: dict[str, str] | None = None) ->
     return show
 
 
+def _ray_driver(executor: str) -> None:
+    """With ``--executor ray`` this process only plans the chunks and writes the store: keep its
+    JAX on the CPU (unless ``JAX_PLATFORMS`` says otherwise), or on a GPU node it would take
+    most of every GPU's memory (JAX preallocates) from the tasks there. Before JAX is imported
+    only: it reads the variable once."""
+    if executor == "ray" and "jax" not in sys.modules:
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
 def _note(line: str) -> None:
     err.print(f"l2dyn: note: {line}", markup=False, highlight=False, soft_wrap=True)
 
@@ -889,6 +898,7 @@ def sweep(
     quiet: bool,
 ) -> None:
     """Train every run of SWEEP_FILE (TOML) into the store; resumes an interrupted sweep."""
+    _ray_driver(executor)
     from l2dynamics.sweep.runner import run_sweep
     from l2dynamics.sweep.spec import load_sweep
 
@@ -1042,6 +1052,7 @@ def reproduce(
 ) -> None:
     """Reproduce one figure of the paper: run its experiment (resumable), write FIGURE.png,
     the CSV numbers behind it, summary.json and a self-contained report.html."""
+    _ray_driver(executor)
     from l2dynamics.experiments import ReproduceRequest, runner
 
     run = runner(figure)

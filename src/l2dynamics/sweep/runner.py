@@ -121,7 +121,8 @@ def run_sweep(
             start, as each run ends and, with the local executor, as the runs in training
             advance.
         executor: ``"local"`` (in this process) or ``"ray"`` (chunks become Ray tasks; this
-            process alone writes the store).
+            process only plans them and alone writes the store: on a GPU node, start it with
+            ``JAX_PLATFORMS=cpu``, as ``l2dyn`` does, so that its JAX leaves the GPUs to tasks).
         address: the Ray cluster to join (default: start a local one).
         notify: gets one line when the sweep's grid differs from the one the store held
             (runs new, kept, no longer in the file) or the sweep was renamed.
