@@ -87,6 +87,22 @@ def test_ray_missing_is_refused_before_the_store_is_made(run_cli, tmp_path, monk
     assert not store.exists()
 
 
+@pytest.mark.parametrize(
+    "options, culprit",
+    [
+        (["--gpus-per-task", "1"], "add --executor ray"),
+        (["--executor", "ray", "--gpus-per-task", "1.5"], "--gpus-per-task 1.5"),
+    ],
+)
+def test_bad_gpu_requests_are_refused_before_the_store_is_made(run_cli, tmp_path, options, culprit):
+    if "ray" in options:
+        pytest.importorskip("ray")
+    store = tmp_path / "runs.sqlite"
+    argv = ["sweep", str(sweep_file(tmp_path / "s.toml")), "--store", str(store), "--quiet"]
+    one_line_exit_2(run_cli([*argv, *options]), culprit)
+    assert not store.exists()
+
+
 TRAIN = ["train", "--n-train", "64", "--n-test", "100", "--depth", "1", "--width", "8"]
 TRAIN += ["--epochs", "1", "--quiet"]
 

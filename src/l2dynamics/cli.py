@@ -800,6 +800,15 @@ def _bars(bar: Progress | LineProgress, rename: dict[str, str] | None = None) ->
     return show
 
 
+def _ray_driver(executor: str) -> None:
+    """With ``--executor ray`` this process only plans the chunks and writes the store: keep its
+    JAX on the CPU (unless ``JAX_PLATFORMS`` says otherwise), or on a GPU node it would take
+    most of every GPU's memory (JAX preallocates) from the tasks there. Before JAX is imported
+    only: it reads the variable once."""
+    if executor == "ray" and "jax" not in sys.modules:
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+
 def _note(line: str) -> None:
     err.print(f"l2dyn: note: {line}", markup=False, highlight=False, soft_wrap=True)
 
@@ -861,6 +870,13 @@ def _stopped_by_signal(resume: str) -> Iterator[None]:
 )
 @click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
 @click.option(
+    "--gpus-per-task",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GPUs each Ray task asks for (--executor ray; default: 1 on a cluster with GPUs, "
+    "else 0; a fraction lets tasks share a GPU).",
+)
+@click.option(
     "--checkpoint-every",
     "checkpoint_every_s",
     type=click.FloatRange(min=0),
@@ -877,10 +893,12 @@ def sweep(
     vectorize: bool | None,
     executor: str,
     address: str | None,
+    gpus_per_task: float | None,
     checkpoint_every_s: float,
     quiet: bool,
 ) -> None:
     """Train every run of SWEEP_FILE (TOML) into the store; resumes an interrupted sweep."""
+    _ray_driver(executor)
     from l2dynamics.sweep.runner import run_sweep
     from l2dynamics.sweep.spec import load_sweep
 
@@ -889,6 +907,7 @@ def sweep(
     again = ["l2dyn", "sweep", str(sweep_file), "--store", str(store_path)]
     if executor != "local":
         again += ["--executor", executor] + (["--address", address] if address else [])
+        again += ["--gpus-per-task", f"{gpus_per_task:g}"] if gpus_per_task is not None else []
     with _progress(quiet) as bar, _stopped_by_signal(shlex.join(again)):
         report = run_sweep(
             spec,
@@ -897,6 +916,7 @@ def sweep(
             progress=_bars(bar),
             executor=executor,
             address=address,
+            gpus_per_task=gpus_per_task,
             notify=_note,
             checkpoint_every_s=checkpoint_every_s,
         )
@@ -1010,6 +1030,13 @@ def _figures_epilog() -> str:
 @click.option("--data-dir", default=None, help="MNIST / CIFAR-10 directory ($L2DYN_DATA).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local")
 @click.option("--address", default=None, help="Ray cluster address (--executor ray).")
+@click.option(
+    "--gpus-per-task",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GPUs each Ray task asks for (--executor ray; default: 1 on a cluster with GPUs, "
+    "else 0; a fraction lets tasks share a GPU).",
+)
 @click.option("--json", "json_out", is_flag=True, help="Print summary.json on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def reproduce(
@@ -1019,11 +1046,13 @@ def reproduce(
     data_dir: str | None,
     executor: str,
     address: str | None,
+    gpus_per_task: float | None,
     json_out: bool,
     quiet: bool,
 ) -> None:
     """Reproduce one figure of the paper: run its experiment (resumable), write FIGURE.png,
     the CSV numbers behind it, summary.json and a self-contained report.html."""
+    _ray_driver(executor)
     from l2dynamics.experiments import ReproduceRequest, runner
 
     run = runner(figure)
@@ -1032,7 +1061,7 @@ def reproduce(
     out_dir.mkdir(exist_ok=True)
     with _progress(quiet) as bar:
         request = ReproduceRequest(
-            figure, scale, out_dir, data_dir, executor, address, progress=_bars(bar)
+            figure, scale, out_dir, data_dir, executor, address, gpus_per_task, _bars(bar)
         )
         summary = run(request)
     if json_out:

@@ -28,6 +28,8 @@ class ReproduceRequest:
         data_dir: directory of MNIST / CIFAR-10 files, or None for ``$L2DYN_DATA``.
         executor: ``"local"`` or ``"ray"`` for figures that run sweeps.
         address: Ray cluster address, or None.
+        gpus_per_task: the GPUs each Ray task asks for; None: the executor's default
+            (:func:`l2dynamics.sweep.ray_executor.task_options`).
         progress: gets the runner's :class:`~l2dynamics.progress.Update` s (task: the figure).
     """
 
@@ -37,6 +39,7 @@ class ReproduceRequest:
     data_dir: str | None = None
     executor: str = "local"
     address: str | None = None
+    gpus_per_task: float | None = None
     progress: ProgressFn = field(default=no_progress, compare=False)
 
     def say(self, message: str, done: float, total: float | None, unit: str = "") -> None:

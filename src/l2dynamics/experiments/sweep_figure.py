@@ -93,6 +93,7 @@ def train_sweeps(
             progress=bar.sweep(index, label),
             executor=request.executor,
             address=request.address,
+            gpus_per_task=request.gpus_per_task,
             owner=owner,
             short_budgets=True,  # the paper's grids (fig2, figS1, figS5) reach them in a corner
             context=ctx,

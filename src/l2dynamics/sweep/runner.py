@@ -22,9 +22,10 @@ pay here, where a checkpoint is at most tens of MB written about once a minute. 
 not write the store, so Ray sweeps do not checkpoint (their runs restart from step 0).
 
 Everything that can be checked is checked before the store is created or touched: the
-executor (Ray importable), every data set (loaded once, then reused for training), each run
-against its data (:func:`l2dynamics.config.validate_for_data`), the store's health and that it
-belongs to this sweep (its data, model, train and budget sections; only the grid may change).
+executor (Ray importable; its cluster joined, able to give each task the GPUs it asks for),
+every data set (loaded once, then reused for training), each run against its data
+(:func:`l2dynamics.config.validate_for_data`), the store's health and that it belongs to this
+sweep (its data, model, train and budget sections; only the grid may change).
 A bad input leaves no run registered. A sweep stopped by Ctrl-C or SIGTERM sends its
 ``running`` runs back to ``queued`` before it ends.
 """
@@ -108,6 +109,7 @@ def run_sweep(
     short_budgets: bool = False,
     checkpoint_every_s: float = CHECKPOINT_EVERY_S,
     context: Context | None = None,
+    gpus_per_task: float | None = None,
 ) -> SweepReport:
     """Create or resume the sweep's store and train every run that is not finished.
 
@@ -119,7 +121,8 @@ def run_sweep(
             start, as each run ends and, with the local executor, as the runs in training
             advance.
         executor: ``"local"`` (in this process) or ``"ray"`` (chunks become Ray tasks; this
-            process alone writes the store).
+            process only plans them and alone writes the store: on a GPU node, start it with
+            ``JAX_PLATFORMS=cpu``, as ``l2dyn`` does, so that its JAX leaves the GPUs to tasks).
         address: the Ray cluster to join (default: start a local one).
         notify: gets one line when the sweep's grid differs from the one the store held
             (runs new, kept, no longer in the file) or the sweep was renamed.
@@ -132,13 +135,17 @@ def run_sweep(
             seconds (0: at every measurement point; ``math.inf``: none); local executor only.
         context: the data sets and programs to reuse (several sweeps of one experiment share
             them); default a new one.
+        gpus_per_task: the GPUs each Ray task asks for (``executor="ray"`` only); default: one
+            on a cluster with GPUs, else none (:func:`l2dynamics.sweep.ray_executor.task_options`).
 
     Raises:
-        L2DynError: a bad executor, data set or run (nothing is written then), a store that is
-            damaged, in use, or belongs to a sweep with other data, model, train or budget.
+        L2DynError: a bad executor, data set or run, or a Ray cluster that cannot give a task
+            its GPUs (nothing is written then), a store that is damaged, in use, or belongs to a
+            sweep with other data, model, train or budget.
     """
     owner = owner or sweep
-    ctx = _preflight(owner, executor, short_budgets, context or Context())
+    ray = (address, gpus_per_task)
+    ctx, ray_options = _preflight(owner, executor, short_budgets, context or Context(), ray)
     progress = progress or no_progress
     start = time.perf_counter()
     with RunStore(store_path, lock=True) as store:
@@ -152,7 +159,7 @@ def run_sweep(
             report.steps_total = sum(book.budgets.values())
             progress(report.update())
             checkpoints = Checkpoints(store, checkpoint_every_s)
-            _train(book, sweep, todo, ctx, vectorize, executor, address, checkpoints)
+            _train(book, sweep, todo, ctx, vectorize, ray_options, checkpoints)
         except BaseException:  # Ctrl-C, SIGTERM, a bug: no run stays "running" behind us
             with contextlib.suppress(Exception):  # the first error is the one to report
                 store.requeue_running()
@@ -161,22 +168,38 @@ def run_sweep(
     return report
 
 
-def _preflight(sweep: Sweep, executor: str, short_budgets: bool, ctx: Context) -> Context:
-    """Check what only the data can tell, before the store is touched: the executor, every data
-    set (loaded into the context ``ctx``, which training then reuses; returned) and every run
-    against its data (names as in the sweep file)."""
+def _preflight(
+    sweep: Sweep,
+    executor: str,
+    short_budgets: bool,
+    ctx: Context,
+    ray: tuple[str | None, float | None],
+) -> tuple[Context, dict | None]:
+    """Check what only the data and the cluster can tell, before the store is touched: the
+    executor, every data set (loaded into the context ``ctx``, which training then reuses;
+    returned) and every run against its data (names as in the sweep file); with Ray, join its
+    cluster (``ray`` = (address, GPUs per task)) and return what each task asks of it (else
+    None)."""
+    address, gpus_per_task = ray
     if executor not in EXECUTORS:
         raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
     if executor == "ray":
-        from l2dynamics.sweep.ray_executor import require_ray  # Ray only when asked
+        from l2dynamics.sweep.ray_executor import check_gpus_per_task, require_ray  # when asked
 
         require_ray()
+        check_gpus_per_task(gpus_per_task)
+    elif gpus_per_task is not None:
+        raise L2DynError("--gpus-per-task applies to Ray tasks: add --executor ray")
     for cfg in sweep.runs:
         try:
             validate_for_data(cfg, ctx.dataset(cfg).n_train, short_budget=short_budgets)
         except ConfigError as exc:
             raise exc.renamed(sweep.names) from None
-    return ctx
+    if executor != "ray":
+        return ctx, None
+    from l2dynamics.sweep.ray_executor import connect
+
+    return ctx, connect(address, gpus_per_task)
 
 
 def _train(
@@ -185,19 +208,18 @@ def _train(
     todo: list,
     ctx: Context,
     vectorize: bool | None,
-    executor: str,
-    address: str | None,
+    ray_options: dict | None,
     checkpoints: Checkpoints,
 ) -> None:
-    """Train the runs ``todo`` (hash, config) of ``sweep`` with ``executor``, recording each
-    result in ``book``; locally, pools that left a checkpoint resume first."""
+    """Train the runs ``todo`` (hash, config) of ``sweep``, recording each result in ``book``:
+    as Ray tasks asking for ``ray_options``, or here (pools that left a checkpoint first)."""
     store = book.store
-    if executor == "ray":
+    if ray_options is not None:
         from l2dynamics.sweep.ray_executor import run_chunks_on_ray  # Ray only when asked
 
         chunks = plan(todo, ctx, vectorize, split=True)
         store.mark_running([h for chunk in chunks for h in chunk.hashes])
-        run_chunks_on_ray(chunks, address, book.record, book.fail)
+        run_chunks_on_ray(chunks, ray_options, book.record, book.fail)
         return
     resumed = _resumed_pools(store, sweep, book.queued)
     covered = {h for chunk in resumed for h in chunk.hashes}
