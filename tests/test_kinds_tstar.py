@@ -37,3 +37,19 @@ def test_scaling_kind_without_enough_runs_notes_why(tmp_path):
     assert s.summary["slope"] is None and s.summary["c"] is None
     assert "lam_pred" not in s.summary
     assert any(note.startswith("fit of t* not possible: only 2 usable") for note in s.notes)
+
+
+def test_scaling_kind_gives_t_star_in_the_optimizers_timescale(tmp_path):
+    """AdamW's τ_iter = 1/(η·λ) steps; at batch 64 of 256 examples τ_epoch = τ_iter/4 epochs, so
+    runs peaking at t* = 0.05/(η·λ) epochs sit at t*/τ_epoch = 0.2."""
+    lams = (1e-3, 1e-2, 1e-1)
+    curves = pd.concat([peaked(f"r{lam}", 0.1, lam) for lam in lams], ignore_index=True)
+    data = {"name": "digits", "n_train": 256}
+    config = {
+        f"r{lam}": {"optimizer": "adamw", "batch_size": 64, "data": data, "eta": 0.1, "lam": lam}
+        for lam in lams
+    }
+    s = analyse(experiment("scaling"), run_rows(curves, config=config), curves, tmp_path).summary
+    got = s["t_star_over_tau_epoch"]
+    assert got["optimizers"] == ["adamw"] and got["n_runs"] == 3
+    assert got["median"] == pytest.approx(0.2, rel=0.05)

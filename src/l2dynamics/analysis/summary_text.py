@@ -53,6 +53,7 @@ LABELS: dict[str, str] = {
     "best_lam_is_smallest": "the best λ is the grid's smallest",
     "best_lam_inside": "the best λ lies strictly inside the grid (an optimal λ)",
     "lam0_t_star_epochs": "t* of the λ = 0 runs (epochs)",
+    "t_star_over_tau_epoch": "t* in units of the optimizer's timescale τ_epoch (fitted runs)",
     "predict_budget_epochs": "budget T of the λ prediction (epochs)",
     "predict_eta": "η of the λ prediction",
     "lam_pred": "predicted λ = c/(η·T)",

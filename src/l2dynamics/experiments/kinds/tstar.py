@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from l2dynamics.analysis.fits import (
@@ -20,7 +21,7 @@ from l2dynamics.analysis.fits import (
     predict_lambda,
     usable_for_fit,
 )
-from l2dynamics.analysis.tables import best_acc_vs_lam, run_table
+from l2dynamics.analysis.tables import best_acc_vs_lam, run_configs, run_table
 from l2dynamics.analysis.tstar import plot_panels, seed_agreement
 from l2dynamics.experiments.kinds.base import Outcome, num_key, run_pairs
 from l2dynamics.experiments.spec import Experiment
@@ -63,6 +64,7 @@ def scaling(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path
     summary["seed_agreement"] = {e: seed_agreement(table, e) for e in ESTIMATORS}
     summary |= {"best_acc_by_lam": _best_by_lam(acc), "best_lam": best_lam}
     summary["lam0_t_star_epochs"] = _lam0_tstar(table)
+    summary["t_star_over_tau_epoch"] = _in_timescales(table, runs)
     summary.update(_prediction(exp.settings, fit))
     figures = [(_caption(table), png)]
     return Outcome(summary, figures, {"runs": table, "best_acc_vs_lam": acc}, notes)
@@ -160,6 +162,28 @@ def _prediction(settings: dict[str, Any], fit: PowerFit | None) -> dict[str, Any
     c = fit.c_fixed_slope  # t*·η·λ (geometric mean): the c of t* = c/(η·λ), which λ_pred assumes
     lam = predict_lambda(c, eta, budget)
     return out | {"lam_pred": lam, "lam_pred_2c": predict_lambda(2 * c, eta, budget)}
+
+
+def _in_timescales(table: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any] | None:
+    """t* of the fitted runs in units of their optimizer's timescale τ_epoch
+    (:func:`l2dynamics.config.timescale_epochs`): median and range over those runs, and the
+    optimizers they used. t*/τ_epoch is c for SGD without momentum, and the one number that
+    compares optimizers whose decay per step differs at the same η·λ (SPEC §6)."""
+    if "tau_epoch" not in table:
+        return None
+    fitted = table[usable_for_fit(table)]
+    ratio = (fitted[ESTIMATORS[DEFAULT_ESTIMATOR][0]] / fitted["tau_epoch"]).to_numpy(float)
+    ratio = ratio[np.isfinite(ratio)]
+    if not len(ratio):
+        return None
+    configs = run_configs(runs)
+    optimizers = sorted({configs.get(h, {}).get("optimizer", "sgd") for h in fitted["hash"]})
+    return {
+        "median": float(np.median(ratio)),
+        "range": [float(ratio.min()), float(ratio.max())],
+        "n_runs": int(len(ratio)),
+        "optimizers": optimizers,
+    }
 
 
 def _lam0_tstar(table: pd.DataFrame) -> list[float]:
