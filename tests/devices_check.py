@@ -11,7 +11,9 @@ compares.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
+from functools import partial
 from typing import Any
 
 import jax
@@ -20,6 +22,7 @@ import numpy as np
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 from l2dynamics.errors import ConfigError
 from l2dynamics.train import devices as D
+from l2dynamics.train import step as S
 from l2dynamics.train.run import (
     RunBook,
     build_program,
@@ -108,6 +111,8 @@ def data_parallel_results(data_parallel: bool) -> dict[str, np.ndarray]:
     state = train_with_book(book, init_state(CNN, program), run_hyper(book), program, ds)
     out = _result("run", book.result()) | _params("run", state.params)
     out["devices"] = np.asarray(program.data_parallel)
+    if len(jax.local_devices()) > 1:
+        out["all_reduces"] = np.asarray(all_reduces(8))
     out["sharding"] = _where(state.params)
     try:  # a batch the devices do not divide, asked for data parallel
         build_program(dataclasses.replace(CNN, batch_size=30), ds, data_parallel=True)
@@ -115,6 +120,25 @@ def data_parallel_results(data_parallel: bool) -> dict[str, np.ndarray]:
     except ConfigError as e:
         out["refusal"] = np.asarray(str(e))
     return out
+
+
+def all_reduces(bn_group: int) -> int:
+    """All-reduce instructions in the compiled data-parallel step of :data:`CNN` with BatchNorm
+    groups of ``bn_group`` examples (0: the whole batch: 13 on four devices, as its statistics
+    and their gradients are summed across them), as the program builds it: minibatch split over
+    the local devices, state replicated."""
+    cfg = dataclasses.replace(
+        CNN, model=ModelConfig("cnn", {**CNN.model.options, "bn_group": bn_group})
+    )
+    ds = load_data(cfg)
+    program = build_program(cfg, ds, data_parallel=True)
+    mesh = D.local_mesh()
+    spec = dataclasses.replace(program.spec, batch_sharding=D.lane_sharding(mesh))
+    book = RunBook(cfg, ds.n_train, spec.batch_size, ds.n_test)
+    state, hyper = jax.device_put((init_state(cfg, program), run_hyper(book)), D.replicated(mesh))
+    step = jax.jit(partial(S.guarded_step, spec), out_shardings=D.replicated(mesh))
+    text = step.lower(program.data, state, hyper, np.bool_(True)).compile().as_text()
+    return sum(1 for line in text.splitlines() if re.search(r"\ball-reduce(-start)?\(", line))
 
 
 def main() -> None:

@@ -82,8 +82,12 @@ def test_a_pool_sharded_over_four_devices_equals_one_device(tmp_path):
 @pytest.mark.slow
 def test_a_data_parallel_batchnorm_run_equals_one_device(tmp_path):
     """The CNN's BatchNorm normalizes groups of 8 of its 32 examples: on four devices each
-    device's share, on one device the same groups; the stepwise path (XLA:CPU convolutions)."""
+    device's share, on one device the same groups; the stepwise path (XLA:CPU convolutions).
+    Its statistics stay on their device: the step's only cross-device sum is the gradient's
+    and loss's (one all-reduce after XLA's combiner; the statistics, needed before the
+    gradient, could not join it: over the whole batch the step has 13)."""
     got = _on_forced_devices("data-parallel", tmp_path)
+    assert got["all_reduces"] == 1
     assert got["devices"] == FORCED and str(got["sharding"]) == f"{FORCED}:{P()}"
     assert str(got["refusal"]) == (
         "batch_size 30 does not split over 4 local devices for data-parallel training: use a "
