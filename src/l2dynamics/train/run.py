@@ -359,7 +359,11 @@ def _init_fn(model, tx, sample: jax.Array) -> Callable[..., S.TrainState]:
 
 
 def train(
-    cfg: TrainConfig, *, dataset: Dataset | None = None, progress: ProgressFn | None = None
+    cfg: TrainConfig,
+    *,
+    dataset: Dataset | None = None,
+    progress: ProgressFn | None = None,
+    data_parallel: bool | None = None,
 ) -> RunResult:
     """Train one run to its budget (or divergence), measuring on the configured schedule.
 
@@ -370,11 +374,13 @@ def train(
         dataset: the data, if already loaded (else loaded from ``cfg.data``).
         progress: called after each measurement with an :class:`~l2dynamics.progress.Update`
             of task ``"train"`` in steps (status: epoch, train and test accuracy).
+        data_parallel: whether to split its minibatches over the local devices
+            (:func:`build_program`; default: when there are several and they divide the batch).
     """
     validate(cfg)
     ds = dataset if dataset is not None else load_data(cfg)
     validate_for_data(cfg, ds.n_train)
-    program = build_program(cfg, ds)
+    program = build_program(cfg, ds, data_parallel=data_parallel)
     return run_program(cfg, ds, program, progress=progress)
 
 

@@ -16,6 +16,10 @@ lanes hold runs, the pool may hand its last runs (its *tail*) to the one-run pro
 the other: that costs one more compilation per program and pays where runs end at unforeseen
 steps (the peak-aware stop). The cost model is the CPU's (a lane costs about its own compute);
 on accelerators, where extra lanes cost little, pools keep their tails.
+
+With several local devices a pool's lanes are split over them (one program; the stacked arrays
+placed with a ``NamedSharding``, :mod:`l2dynamics.train.devices`), its width padded to a
+multiple of their count with empty lanes; the tail rule above then counts the padded width.
 """
 
 from __future__ import annotations
