@@ -37,6 +37,7 @@ from l2dynamics.losses import l2_scale, loss_fn, one_hot
 from l2dynamics.models import build_model
 from l2dynamics.optim import run_optimizer, set_hyperparams
 from l2dynamics.progress import ProgressFn, Update
+from l2dynamics.train import devices as D
 from l2dynamics.train import step as S
 from l2dynamics.train.book import (
     RunBook,
@@ -119,12 +120,15 @@ class PoolOps:
     ``run_steps(data, states, hypers, n_steps)`` steps every lane its own ``n_steps[lane]``
     (vmapped), ``measure(data, params, lane, eval_batch)`` measures one lane, ``put(stacks,
     lane, one)`` replaces a lane's state and hyperparameters, ``take(stacks, lane)`` copies
-    one out (for the tail)."""
+    one out (for the tail, placed where the one-run program runs); ``data``: the data set
+    where these functions read it (replicated on every device when the lanes are sharded,
+    :mod:`l2dynamics.train.devices`)."""
 
     run_steps: Callable[..., S.TrainState]
     measure: Callable[..., dict[str, jax.Array]]
     put: Callable[..., Any]
     take: Callable[..., Any]
+    data: S.DeviceData
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +137,10 @@ class Program:
     the step spec, the data on the device, whether an SGD keeps a momentum buffer
     (``heavy_ball``: built for μ ≠ 0; plain SGD programs and the Adams have none), the initial
     state builders, one run's jitted step loop ``run_steps(data, state, hyper, n_steps)`` and
-    measurement ``measure(data, params, eval_batch)``, and the same for a pool (``pool``).
+    measurement ``measure(data, params, eval_batch)`` (data-parallel over the local devices
+    when ``data_parallel`` > 1, :func:`l2dynamics.train.devices.data_parallel_mesh`), and the
+    same for a pool (``pool``; ``sharded_pool``: its lanes split over the local devices, None
+    on one device).
 
     Built once and reused, so that XLA compiles each function once per shape and the data
     cross to the device once per sweep, not once per run."""
@@ -146,15 +153,58 @@ class Program:
     run_steps: Callable[..., S.TrainState]
     measure: Callable[..., dict[str, jax.Array]]
     pool: PoolOps
+    sharded_pool: PoolOps | None = None
+    data_parallel: int = 1
 
 
-def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
-    """Model, optimizer and jitted functions for ``cfg`` on ``ds``."""
+def build_program(cfg: TrainConfig, ds: Dataset, *, data_parallel: bool | None = None) -> Program:
+    """Model, optimizer and jitted functions for ``cfg`` on ``ds``.
+
+    ``data_parallel``: whether one run splits its minibatches over the local devices (True:
+    raises :class:`~l2dynamics.errors.ConfigError` unless their count divides the batch; None:
+    when it does; the rule: :func:`l2dynamics.train.devices.data_parallel_devices`). On one
+    device it changes nothing."""
     model = build_model(cfg.model.name, ds.num_classes, **dict(cfg.model.options))
     heavy_ball = cfg.momentum != 0  # only the SGDs take μ (config.OPTIMIZER_OPTIONS)
     tx = run_optimizer(cfg, heavy_ball=heavy_ball)
+    spec = _step_spec(cfg, ds, model, tx)
+    sample = jnp.zeros((1, *ds.x_train.shape[1:]), jnp.float32)
+    stepwise = stepwise_dispatch(cfg.model.name)
+    data = single = device_data(ds)
+    run_one, run_many = step_loops(spec, stepwise)
+    measure = jax.jit(partial(S.measure, spec), static_argnums=(2,))
+    mesh, dp_mesh = D.local_mesh(), D.data_parallel_mesh(spec.batch_size, data_parallel)
+    shared = None if mesh is None else jax.device_put(single, D.replicated(mesh))
+    sharded = None
+    if mesh is not None:
+        run_at = D.first_device() if dp_mesh is None else D.replicated(mesh)
+        sharded = _sharded_pool_ops(spec, stepwise, mesh, run_at, shared)
+    if dp_mesh is not None:
+        run_one, measure = _data_parallel_ops(spec, stepwise, dp_mesh)
+        data = shared
+    return Program(
+        spec,
+        data,
+        heavy_ball,
+        lambda key: model.init(key, sample)["params"],
+        _init_fn(model, tx, sample),
+        run_one,
+        measure,
+        PoolOps(
+            run_many,
+            jax.jit(partial(S.measure_lane, spec), static_argnums=(3,)),
+            jax.jit(S.put_lane, donate_argnums=(0,)),
+            jax.jit(S.lane),  # one dispatch for a whole lane (eager indexing: one per leaf)
+            single,
+        ),
+        sharded,
+        1 if dp_mesh is None else dp_mesh.devices.size,
+    )
+
+
+def _step_spec(cfg: TrainConfig, ds: Dataset, model: Any, tx: Any) -> S.StepSpec:
     d = cfg.data
-    spec = S.StepSpec(
+    return S.StepSpec(
         apply=model.apply,
         loss=loss_fn(cfg.loss, cfg.convention),
         tx=tx,
@@ -170,23 +220,31 @@ def build_program(cfg: TrainConfig, ds: Dataset) -> Program:
         measure_size=cfg.autol2_measure_size,
         eval_batch=eval_batch_size(cfg, ds),
     )
-    sample = jnp.zeros((1, *ds.x_train.shape[1:]), jnp.float32)
-    run_one, run_many = step_loops(spec, stepwise_dispatch(cfg.model.name))
-    pool = PoolOps(
-        run_many,
-        jax.jit(partial(S.measure_lane, spec), static_argnums=(3,)),
-        jax.jit(S.put_lane, donate_argnums=(0,)),
-        jax.jit(S.lane),  # one dispatch for a whole lane (eager indexing: one per leaf)
-    )
-    return Program(
-        spec,
-        device_data(ds),
-        heavy_ball,
-        lambda key: model.init(key, sample)["params"],
-        _init_fn(model, tx, sample),
-        run_one,
-        jax.jit(partial(S.measure, spec), static_argnums=(2,)),
-        pool,
+
+
+def _data_parallel_ops(spec: S.StepSpec, stepwise: bool, mesh: Any) -> tuple[Callable, Callable]:
+    """One run's ``run_steps`` and ``measure`` with its state replicated over ``mesh`` and each
+    minibatch split over it along its examples (the measurement, in chunks, runs on every
+    device alike)."""
+    rep = D.replicated(mesh)
+    split = dataclasses.replace(spec, batch_sharding=D.lane_sharding(mesh))
+    run = D.placed(_loop(split, stepwise, lanes=False, out=rep), (rep, rep, rep))
+    measure = D.placed(jax.jit(partial(S.measure, spec), static_argnums=(2,)), (rep, rep))
+    return run, measure
+
+
+def _sharded_pool_ops(
+    spec: S.StepSpec, stepwise: bool, mesh: Any, run_at: Any, data: S.DeviceData
+) -> PoolOps:
+    """A pool's functions with its lanes split over ``mesh`` (data replicated); a lane copied
+    out for the tail is put at ``run_at``, where the one-run program runs."""
+    rep, lanes = D.replicated(mesh), D.lane_sharding(mesh)
+    return PoolOps(
+        D.placed(_loop(spec, stepwise, lanes=True, out=lanes), (rep, lanes, lanes)),
+        D.placed(jax.jit(partial(S.measure_lane, spec), static_argnums=(3,)), (rep, lanes)),
+        D.placed(jax.jit(S.put_lane, donate_argnums=(0,), out_shardings=lanes), (lanes, None, rep)),
+        D.placed(jax.jit(S.lane, out_shardings=run_at), (lanes,)),
+        data,
     )
 
 
@@ -202,14 +260,21 @@ def stepwise_dispatch(model_name: str) -> bool:
 
 def step_loops(spec: S.StepSpec, stepwise: bool) -> tuple[Callable, Callable]:
     """``run_steps`` for one run and for a vmapped stack: ``(data, state, hyper, n_steps)``."""
+    return _loop(spec, stepwise, lanes=False), _loop(spec, stepwise, lanes=True)
+
+
+def _loop(spec: S.StepSpec, stepwise: bool, *, lanes: bool, out: Any = None) -> Callable:
+    """One run's jitted step loop (``lanes``: vmapped over a leading lane axis), stepwise or a
+    ``while_loop`` (:func:`stepwise_dispatch`); ``out``: where its state stays on several
+    devices (None: where it came from)."""
+    kw = {} if out is None else {"out_shardings": out}
     if stepwise:
-        one = jax.jit(partial(S.guarded_step, spec), donate_argnums=(1,))
-        many = jax.vmap(partial(S.guarded_step, spec), in_axes=(None, 0, 0, 0))
-        return S.stepwise(one), S.stepwise(jax.jit(many, donate_argnums=(1,)))
-    return (
-        jax.jit(partial(S.run_steps, spec), donate_argnums=(1,)),
-        jax.jit(jax.vmap(partial(S.run_steps, spec), in_axes=(None, 0, 0, 0)), donate_argnums=(1,)),
-    )
+        step = partial(S.guarded_step, spec)
+        step = jax.vmap(step, in_axes=(None, 0, 0, 0)) if lanes else step
+        return S.stepwise(jax.jit(step, donate_argnums=(1,), **kw))
+    loop = partial(S.run_steps, spec)
+    loop = jax.vmap(loop, in_axes=(None, 0, 0, 0)) if lanes else loop
+    return jax.jit(loop, donate_argnums=(1,), **kw)
 
 
 def controller_options(
@@ -294,7 +359,11 @@ def _init_fn(model, tx, sample: jax.Array) -> Callable[..., S.TrainState]:
 
 
 def train(
-    cfg: TrainConfig, *, dataset: Dataset | None = None, progress: ProgressFn | None = None
+    cfg: TrainConfig,
+    *,
+    dataset: Dataset | None = None,
+    progress: ProgressFn | None = None,
+    data_parallel: bool | None = None,
 ) -> RunResult:
     """Train one run to its budget (or divergence), measuring on the configured schedule.
 
@@ -305,11 +374,13 @@ def train(
         dataset: the data, if already loaded (else loaded from ``cfg.data``).
         progress: called after each measurement with an :class:`~l2dynamics.progress.Update`
             of task ``"train"`` in steps (status: epoch, train and test accuracy).
+        data_parallel: whether to split its minibatches over the local devices
+            (:func:`build_program`; default: when there are several and they divide the batch).
     """
     validate(cfg)
     ds = dataset if dataset is not None else load_data(cfg)
     validate_for_data(cfg, ds.n_train)
-    program = build_program(cfg, ds)
+    program = build_program(cfg, ds, data_parallel=data_parallel)
     return run_program(cfg, ds, program, progress=progress)
 
 

@@ -67,7 +67,9 @@ class StepSpec:
     (``l2_scale``: 1 for ``(λ/2)‖θ‖²``, 2 for the script convention's ``λ‖θ‖²``), and the
     options of the AutoL2 controller when λ is scheduled (``controller``; None for a fixed λ)
     with what it measures (``measure_source`` of :data:`l2dynamics.config.AUTOL2_MEASURES`,
-    ``measure_size`` examples for ``"subset"``, in chunks of ``eval_batch``)."""
+    ``measure_size`` examples for ``"subset"``, in chunks of ``eval_batch``), and where a
+    minibatch lives (``batch_sharding``: None, or split along its examples over the devices of
+    a data-parallel run, :mod:`l2dynamics.train.devices`)."""
 
     apply: Callable[..., jax.Array]
     loss: Callable[[jax.Array, jax.Array], jax.Array]
@@ -83,6 +85,7 @@ class StepSpec:
     measure_source: str = "minibatch"
     measure_size: int = 0
     eval_batch: int = 1000
+    batch_sharding: Any = None
 
 
 def batch_indices(key: jax.Array, step: jax.Array, batch_size: int, n: int) -> jax.Array:
@@ -102,12 +105,16 @@ def batch_indices(key: jax.Array, step: jax.Array, batch_size: int, n: int) -> j
 
 
 def get_batch(spec: StepSpec, data: DeviceData, key: jax.Array, step: jax.Array):
-    """The (augmented) training minibatch of ``step``: ``(B, H, W, C)``, ``(B, k)``."""
+    """The (augmented) training minibatch of ``step``: ``(B, H, W, C)``, ``(B, k)``; split
+    over devices along ``B`` when ``spec.batch_sharding`` says so (each device gathers its
+    share; the rest of the step follows)."""
     if spec.batch_size >= spec.n_train:
         x, y = data.x_train, data.y_train
     else:
         idx = batch_indices(key, step, spec.batch_size, spec.n_train)
         x, y = data.x_train[idx], data.y_train[idx]
+    if spec.batch_sharding is not None:
+        x, y = jax.lax.with_sharding_constraint((x, y), spec.batch_sharding)
     aug_key = jax.random.fold_in(jax.random.fold_in(key, 0x5EED), step)
     return augment_batch(
         aug_key, x, y, flip=spec.flip, crop=spec.crop, mixup_alpha=spec.mixup_alpha

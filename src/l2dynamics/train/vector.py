@@ -16,6 +16,10 @@ lanes hold runs, the pool may hand its last runs (its *tail*) to the one-run pro
 the other: that costs one more compilation per program and pays where runs end at unforeseen
 steps (the peak-aware stop). The cost model is the CPU's (a lane costs about its own compute);
 on accelerators, where extra lanes cost little, pools keep their tails.
+
+With several local devices a pool's lanes are split over them (one program; the stacked arrays
+placed with a ``NamedSharding``, :mod:`l2dynamics.train.devices`), its width padded to a
+multiple of their count with empty lanes; the tail rule above then counts the padded width.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 from l2dynamics.config import TrainConfig
 from l2dynamics.data import Dataset
 from l2dynamics.progress import ProgressFn, Update
+from l2dynamics.train import devices as D
 from l2dynamics.train.book import RunBook, RunResult
 from l2dynamics.train.checkpoint import (
     Checkpointer,
@@ -96,10 +101,13 @@ class Pool:
 
     Args:
         cfgs, ds, program: the runs, their data and their group's program.
-        lanes: the number of lanes.
+        lanes: the number of lanes (padded to a multiple of the local devices when they
+            are sharded over them, :func:`l2dynamics.train.devices.pool_width`).
         on_result: called as ``on_result(index, result)`` when run ``index`` ends.
         progress: told after each dispatch the steps trained by the runs in the lanes (their
             sum) and how many there are.
+        shard: whether the lanes are split over the local devices
+            (:func:`l2dynamics.train.devices.pool_mesh`; None: its default).
     """
 
     def __init__(
@@ -110,16 +118,19 @@ class Pool:
         lanes: int,
         on_result: ResultFn,
         progress: ProgressFn | None,
+        shard: bool | None = None,
     ) -> None:
         batch = program.spec.batch_size
         self.books = [RunBook(c, ds.n_train, batch, ds.n_test) for c in cfgs]
-        self.ds, self.program, self.lanes = ds, program, lanes
+        self.mesh = D.pool_mesh(lanes, shard) if program.sharded_pool is not None else None
+        self.ops = program.pool if self.mesh is None else program.sharded_pool
+        self.ds, self.program, self.lanes = ds, program, D.pool_width(lanes, self.mesh)
         self.on_result, self.progress = on_result, progress
         self.eval_batch = eval_batch_size(cfgs[0], ds) if cfgs else 0
         # longest budget first (ties in the given order), so the short runs fill the tail
         order = sorted(range(len(cfgs)), key=lambda i: -self.books[i].total)
         self.queue = collections.deque(order)
-        self.lane_run = np.full(lanes, -1, dtype=np.int64)
+        self.lane_run = np.full(self.lanes, -1, dtype=np.int64)
         self.states: Any = None
         self.hypers: Any = None
 
@@ -141,6 +152,9 @@ class Pool:
         order = [int(i) if i >= 0 else live[0] for i in self.lane_run]
         self.states = stack_states([states[i] for i in order])
         self.hypers = stack_states([run_hyper(self.books[i]) for i in order])
+        if self.mesh is not None:  # placed once; the pool's functions keep them there
+            where = D.lane_sharding(self.mesh)
+            self.states, self.hypers = jax.device_put((self.states, self.hypers), where)
 
     def snapshot(self) -> Snapshot:
         """The pool's checkpoint: its width, lanes, queue and every live run (one transfer)."""
@@ -155,8 +169,9 @@ class Pool:
             raise CheckpointMismatchError(f"not a pool checkpoint (mode {snap.mode!r})")
         if not set(snap.states) <= set(range(len(self.books))):
             raise CheckpointMismatchError("a pool checkpoint of other runs")
-        self.lanes, self.queue = snap.lanes, collections.deque(snap.queue)
-        self.lane_run = np.asarray(snap.lane_run, dtype=np.int64)
+        self.lanes, self.queue = D.pool_width(snap.lanes, self.mesh), collections.deque(snap.queue)
+        self.lane_run = np.full(self.lanes, -1, dtype=np.int64)
+        self.lane_run[: snap.lanes] = snap.lane_run
         self._stack({i: self._restored(snap, i) for _, i in self.live()})
 
     def _restored(self, snap: Snapshot, i: int) -> Any:
@@ -182,15 +197,14 @@ class Pool:
         j = self.queue.popleft()
         self.books[j].start_clock()  # its wall_s counts from here, not from the pool's start
         one = (init_state(self.books[j].cfg, self.program), run_hyper(self.books[j]))
-        put = self.program.pool.put
+        put = self.ops.put
         self.states, self.hypers = put((self.states, self.hypers), jnp.int32(lane), one)
         self.lane_run[lane] = j
 
     def measure(self, lane: int, i: int) -> bool:
         """Measure run ``i`` in ``lane`` into its book; True if the run has thereby ended."""
-        pool = self.program.pool
-        metrics = pool.measure(
-            self.program.data, self.states.params, jnp.int32(lane), self.eval_batch
+        metrics = self.ops.measure(
+            self.ops.data, self.states.params, jnp.int32(lane), self.eval_batch
         )
         book = self.books[i]
         book.record(jax.device_get(metrics), lam_in_force(book.cfg, self.states.controller, lane))
@@ -214,10 +228,8 @@ class Pool:
         live = self.live()
         gap = min(self.books[i].gap() for _, i in live)
         lane_steps = np.where(self.lane_run >= 0, gap, 0)
-        run = self.program.pool.run_steps
-        self.states = run(
-            self.program.data, self.states, self.hypers, jnp.asarray(lane_steps, jnp.int32)
-        )
+        n_steps = jnp.asarray(lane_steps, jnp.int32)
+        self.states = self.ops.run_steps(self.ops.data, self.states, self.hypers, n_steps)
         step_now, bad = jax.device_get((self.states.step, self.states.diverged_step))
         for lane, i in live:
             if self.books[i].trained(step_now[lane], bad[lane]):
@@ -227,7 +239,7 @@ class Pool:
 
     def tail(self) -> list[tuple[int, Any]]:
         """The runs in the lanes, in lane order, each with its state copied out of the pool."""
-        take = self.program.pool.take
+        take = self.ops.take
         return [(i, take(self.states, jnp.int32(lane))) for lane, i in self.live()]
 
     def restore_tail(self, snap: Snapshot) -> list[tuple[int, Any]]:
@@ -274,6 +286,7 @@ def train_vectorized(
     tail_min_saving: float | None = None,
     checkpointer: Checkpointer | None = None,
     resume: Snapshot | None = None,
+    shard: bool | None = None,
 ) -> None:
     """Train ``cfgs`` (same architecture, data, batch size and schedule kind) in one pool.
 
@@ -297,8 +310,13 @@ def train_vectorized(
             run then ends bit for bit as in the pool uninterrupted (runs that ended after the
             checkpoint are trained again and reported again). Raises
             :class:`~l2dynamics.train.checkpoint.CheckpointMismatchError` when it does not fit.
+        shard: whether the lanes are split over the local devices (one program; the width
+            padded to a multiple of their count). Default
+            (:func:`l2dynamics.train.devices.pool_mesh`): when there are several and at least
+            two lanes, unless :data:`l2dynamics.train.devices.SHARD_POOLS` is False.
     """
-    pool = Pool(cfgs, ds, program, max(1, lanes or len(cfgs)), on_result, progress)
+    width = max(1, lanes or len(cfgs))
+    pool = Pool(cfgs, ds, program, width, on_result, progress, shard)
     if resume is not None and resume.mode == "tail":
         pool.train_tail(pool.restore_tail(resume), checkpointer)
         return
