@@ -285,7 +285,9 @@ def test_progress_counts_run_steps_of_the_budgets_and_runs_finished(tmp_path, ve
     """The sweep's bar: run-steps trained of the runs' budgets, never going back; a run that
     stops early at its peak takes its unused budget out of the total, so the bar ends full,
     at the steps the runs trained; the runs finished beside it."""
-    budget = "c = 0.5\nmax_epochs = 400"
+    # c = 2: every run passes its peak well inside its budget (at c = 0.5 only two runs
+    # stopped, at step 4, on a first maximum at step 1: the stop no longer takes those)
+    budget = "c = 2.0\nmax_epochs = 400"
     path = write_sweep(tmp_path / "s.toml", etas="[0.5, 1.0]", budget=budget)
     path.write_text(path.read_text().replace("[train]", "[train]\npeak_stop = 1.5"))
     updates = []
