@@ -147,17 +147,22 @@ def measure_cost(program: Program, cfg: TrainConfig, *, cap: int = 64) -> StepCo
     hyper = S.Hyper(jnp.float32(0.0), jnp.float32(cfg.lam), jnp.int32(MEASURE_BUDGET))  # η = 0:
     points, handover, max_width, multiple = [], 0.0, None, 1  # the state never diverges
     for w in measure_widths(cap):
+        mesh = D.pool_mesh(w) if w > 1 and program.sharded_pool is not None else None
+        width = D.pool_width(w, mesh)  # the pool's padded width: what a step of it costs
+        if points and width <= points[-1][0]:
+            continue
         try:
             if w == 1:
                 per_step, handover = _time_one(program, state, hyper)
             else:
-                per_step, multiple = _time_pool(program, state, hyper, w)
+                per_step = _time_pool(program, state, hyper, mesh, width)
         except jax.errors.JaxRuntimeError as exc:
             if "RESOURCE_EXHAUSTED" not in str(exc) or not points:
                 raise
             max_width = points[-1][0]
             break
-        points.append((w, per_step))
+        points.append((width, per_step))
+        multiple = multiple if mesh is None else mesh.devices.size
     return StepCost(tuple(points), handover, "seconds", multiple, max_width)
 
 
@@ -167,15 +172,12 @@ def _time_one(program: Program, state: Any, hyper: S.Hyper) -> tuple[float, floa
     return _per_step(program.run_steps, program.data, one, hyper, jnp.int32)
 
 
-def _time_pool(program: Program, state: Any, hyper: S.Hyper, lanes: int) -> tuple[float, int]:
-    """(seconds per step, devices the lanes are split over) of a pool of ``lanes`` lanes."""
-    mesh = D.pool_mesh(lanes) if program.sharded_pool is not None else None
+def _time_pool(program: Program, state: Any, hyper: S.Hyper, mesh: Any, width: int) -> float:
+    """Seconds per step of a pool of ``width`` lanes (split over ``mesh``'s devices, if any)."""
     ops = program.pool if mesh is None else program.sharded_pool
-    width = D.pool_width(lanes, mesh)
     stack = jax.tree.map(lambda x: jnp.stack([x] * width), (state, hyper))
     steps = partial(jnp.full, width, dtype=jnp.int32)
-    per_step, _ = _per_step(ops.run_steps, ops.data, *stack, steps)
-    return per_step, 1 if mesh is None else mesh.devices.size
+    return _per_step(ops.run_steps, ops.data, *stack, steps)[0]
 
 
 def _per_step(
