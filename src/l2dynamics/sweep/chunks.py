@@ -115,7 +115,7 @@ def plan(
         if autol2_measure(cfg0) != "minibatch":
             vec = False  # lanes at different steps: vmap would measure at every step
         cost = CPU_COST
-        if not split and vec is not False and measuring(ctx.measure_cost):
+        if not split and vec is not False and len(items) > 1 and measuring(ctx.measure_cost):
             cost = ctx.cost(cfg0, min(lane_limit(n_params, measured=True), len(totals)))
         lanes = pool_lanes(totals, n_params, vectorize=vec, cost=cost)
         if split or lanes == 1:  # one by one: a chunk per run, shortest first
