@@ -166,3 +166,32 @@ def test_a_chunk_trains_with_the_contexts_cost(monkeypatch, lanes):
         chunks.train_chunk(chunk, ctx, got.__setitem__)
         assert sorted(got) == sorted(chunk.hashes)
         assert ctx.program(BASE).run_steps._cache_size() == int(handed)
+
+
+MEASURE_ON_FOUR_DEVICES = """
+from l2dynamics.train.cost import step_cost
+from l2dynamics.train.run import build_program, load_data
+import test_cost as T
+program = build_program(T.BASE, load_data(T.BASE))
+cost = step_cost(program, T.BASE, cap=6, measure=True)
+print([w for w, _ in cost.points], cost.multiple, cost(5) == cost(8), cost(3) == cost(4))
+"""
+
+
+def test_a_measured_cost_counts_the_padded_width_of_a_pool_over_four_devices():
+    """On four forced host devices pools of 6 lanes step 8 (padded): the measurement times 8,
+    and t(5) = t(8)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4"
+    env["PYTHONPATH"] = os.pathsep.join([str(tests.parent / "src"), str(tests)])
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE_ON_FOUR_DEVICES], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[-2] == "[1, 8] 4 True True"
