@@ -14,13 +14,9 @@ import math
 import numpy as np
 
 from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
+from l2dynamics.train.cost import LANE_OVERHEAD
 from l2dynamics.train.run import build_program, load_data, run_program, train
-from l2dynamics.train.vector import (
-    LANE_OVERHEAD,
-    hand_over_tail,
-    tail_saving,
-    train_vectorized,
-)
+from l2dynamics.train.vector import hand_over_tail, tail_saving, train_vectorized
 
 BASE = TrainConfig(
     data=DataConfig("digits", n_train=128, n_test=200),

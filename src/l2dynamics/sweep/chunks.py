@@ -18,7 +18,7 @@ from l2dynamics.config import DataConfig, TrainConfig, budget_epochs
 from l2dynamics.data import Dataset
 from l2dynamics.models import count_params
 from l2dynamics.progress import ProgressFn
-from l2dynamics.sweep.plan import group_key, plan_chunks, pool_lanes
+from l2dynamics.sweep.plan import group_key, lane_limit, plan_chunks, pool_lanes
 from l2dynamics.sweep.store import RunStore, pool_key
 from l2dynamics.train.checkpoint import (
     Checkpointer,
@@ -27,6 +27,7 @@ from l2dynamics.train.checkpoint import (
     from_bytes,
     to_bytes,
 )
+from l2dynamics.train.cost import CPU_COST, StepCost, measuring, step_cost
 from l2dynamics.train.run import (
     Program,
     RunResult,
@@ -51,11 +52,17 @@ class Chunk:
 
 
 class Context:
-    """Per-process caches: each data set loaded once, each group's program compiled once."""
+    """Per-process caches: each data set loaded once, each group's program compiled once (and
+    its step cost measured once, where costs are measured).
 
-    def __init__(self) -> None:
+    ``measure_cost``: whether pool widths and tail hand-overs follow a measured step cost
+    (:func:`l2dynamics.train.cost.measuring`; None: on every backend but the CPU; True on the
+    CPU is for tests, as it makes results depend on the machine's load)."""
+
+    def __init__(self, measure_cost: bool | None = None) -> None:
         self.data: dict[DataConfig, Dataset] = {}
         self.programs: dict[str, Program] = {}
+        self.measure_cost = measure_cost
 
     def dataset(self, cfg: TrainConfig) -> Dataset:
         """The (cached) data set of ``cfg``."""
@@ -69,6 +76,12 @@ class Context:
         if key not in self.programs:
             self.programs[key] = build_program(cfg, self.dataset(cfg))
         return self.programs[key]
+
+    def cost(self, cfg: TrainConfig, cap: int = 64) -> StepCost:
+        """``t(w)`` of ``cfg``'s group for pools of up to ``cap`` lanes
+        (:func:`l2dynamics.train.cost.step_cost`: measured once per program, or the CPU's
+        model)."""
+        return step_cost(self.program(cfg), cfg, cap=cap, measure=self.measure_cost)
 
     def steps(self, cfg: TrainConfig) -> int:
         """The budget of ``cfg`` in steps."""
@@ -85,7 +98,9 @@ def plan(
 ) -> list[Chunk]:
     """Group runs by program; each group is one pool of :func:`pool_lanes` lanes (``split``:
     cut into chunks of similar budgets, one Ray task each, all with that many lanes). Runs
-    trained one by one are a chunk each."""
+    trained one by one are a chunk each. Widths follow ``ctx``'s step cost (measured once per
+    group off the CPU), except for Ray (``split``): its driver's JAX is on the CPU, so its
+    chunks keep the static rule (:data:`l2dynamics.train.cost.CPU_COST`)."""
     groups: dict[str, list[tuple[str, TrainConfig]]] = {}
     for item in todo:
         groups.setdefault(group_key(item[1]), []).append(item)
@@ -99,7 +114,10 @@ def plan(
             vec = False  # vmapped convolutions on XLA:CPU cost more than runs one by one
         if autol2_measure(cfg0) != "minibatch":
             vec = False  # lanes at different steps: vmap would measure at every step
-        lanes = pool_lanes(totals, n_params, vectorize=vec)
+        cost = CPU_COST
+        if not split and vec is not False and len(items) > 1 and measuring(ctx.measure_cost):
+            cost = ctx.cost(cfg0, min(lane_limit(n_params, measured=True), len(totals)))
+        lanes = pool_lanes(totals, n_params, vectorize=vec, cost=cost)
         if split or lanes == 1:  # one by one: a chunk per run, shortest first
             cut = plan_chunks(totals, n_params, vectorize=lanes > 1)
         else:
@@ -164,6 +182,7 @@ def train_chunk(
         on_result=lambda i, r: on_result(chunk.hashes[i], r),
         progress=progress,
         lanes=chunk.lanes,
+        cost=ctx.cost(cfg0, chunk.lanes),
     )
     key = pool_key(chunk.hashes)
     _resuming(train, checkpoints, key, chunk.hashes)

@@ -16,6 +16,11 @@ started on), so the worker's JAX, whose backend starts inside the task, sees exa
 (as its devices 0, 1, ...). A task without a GPU trains on the CPU (``JAX_PLATFORMS=cpu``): Ray
 leaves ``CUDA_VISIBLE_DEVICES`` alone for tasks that ask for no GPU, and their JAX would
 otherwise take every GPU of its node.
+
+The driver plans the chunks by the static rule (:func:`l2dynamics.sweep.plan.plan_chunks`, the
+CPU's cost model): its JAX is on the CPU, where a measured step cost would time the wrong
+device. A task on a GPU measures its own (:mod:`l2dynamics.train.cost`, up to its chunk's
+width, in its worker) for its pool's tail hand-over.
 """
 
 from __future__ import annotations

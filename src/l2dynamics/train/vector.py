@@ -14,8 +14,10 @@ compiled program serves any lane), so no lane pays for another's schedule.
 A vmapped step computes every lane, held or not. Once the queue is dry and at most half the
 lanes hold runs, the pool may hand its last runs (its *tail*) to the one-run program, one after
 the other: that costs one more compilation per program and pays where runs end at unforeseen
-steps (the peak-aware stop). The cost model is the CPU's (a lane costs about its own compute);
-on accelerators, where extra lanes cost little, pools keep their tails.
+steps (the peak-aware stop). Whether it pays follows from the cost of a pool step of ``w``
+lanes, ``t(w)`` (:mod:`l2dynamics.train.cost`): on the CPU its model (a lane costs about its own
+compute), elsewhere measured, where extra lanes cost little until the device is busy, so pools
+keep their tails unless they are that wide.
 
 With several local devices a pool's lanes are split over them (one program; the stacked arrays
 placed with a ``NamedSharding``, :mod:`l2dynamics.train.devices`), its width padded to a
@@ -47,6 +49,7 @@ from l2dynamics.train.checkpoint import (
     restore_run,
     run_snapshot,
 )
+from l2dynamics.train.cost import CPU_COST, StepCost, step_cost
 from l2dynamics.train.run import (
     Program,
     eval_batch_size,
@@ -58,35 +61,34 @@ from l2dynamics.train.run import (
 
 ResultFn = Callable[[int, RunResult], None]
 
-# The fixed part of a vmapped step, in lanes' worth of compute: a round value between the
-# measured ones (benchmarks/vectorize.py; smaller for larger models), not a fitted one.
-LANE_OVERHEAD = 0.5
-# Lane-steps a tail hand-over must save to pay for what it compiles on first use (the lane
-# extraction, the one-run step loop and measurement), about that compile time in steps of the
-# benchmark grids' FCs (benchmarks/RESULTS.md); larger models compile in fewer of their steps,
-# so the rule errs towards keeping the pool.
-TAIL_MIN_SAVING = 2000.0
 
-
-def tail_saving(remaining: Sequence[int], lanes: int) -> float:
-    """Lane-steps saved by training runs with ``remaining`` steps to their budgets one after the
-    other instead of in a pool of ``lanes`` lanes: the pool pays ``lanes + a`` per step for the
-    longest, one by one pays ``1 + a`` per step for each (``a``: :data:`LANE_OVERHEAD`)."""
+def tail_saving(remaining: Sequence[int], lanes: int, cost: StepCost = CPU_COST) -> float:
+    """What training runs with ``remaining`` steps to their budgets one after the other saves
+    over keeping them in a pool of ``lanes`` lanes, in ``cost``'s unit (the CPU model:
+    lane-steps; measured: seconds): the pool pays ``t(lanes)`` per step for the longest, one by
+    one pays ``t(1)`` per step for each (on the CPU, ``lanes + a`` and ``1 + a``, ``a``:
+    :data:`~l2dynamics.train.cost.LANE_OVERHEAD`)."""
     if not remaining:
         return 0.0
-    return max(remaining) * (lanes + LANE_OVERHEAD) - sum(remaining) * (1 + LANE_OVERHEAD)
+    return max(remaining) * cost(lanes) - sum(remaining) * cost(1)
 
 
-def hand_over_tail(remaining: Sequence[int], lanes: int, queued: int, min_saving: float) -> bool:
+def hand_over_tail(
+    remaining: Sequence[int],
+    lanes: int,
+    queued: int,
+    min_saving: float,
+    cost: StepCost = CPU_COST,
+) -> bool:
     """Whether a pool of ``lanes`` lanes with ``queued`` runs waiting and live runs with
     ``remaining`` steps to their budgets should hand them to the one-run program: the queue is
-    dry, at most half the lanes hold runs, and that saves at least ``min_saving`` lane-steps
-    (estimated from the budgets: the peak-aware stop may end runs earlier, which can make the
-    real saving smaller or larger)."""
+    dry, at most half the lanes hold runs, and that saves at least ``min_saving`` in ``cost``'s
+    unit (:func:`tail_saving`; estimated from the budgets: the peak-aware stop may end runs
+    earlier, which can make the real saving smaller or larger)."""
     return (
         queued == 0
         and 0 < 2 * len(remaining) <= lanes
-        and tail_saving(remaining, lanes) >= min_saving
+        and tail_saving(remaining, lanes, cost) >= min_saving
     )
 
 
@@ -287,6 +289,7 @@ def train_vectorized(
     checkpointer: Checkpointer | None = None,
     resume: Snapshot | None = None,
     shard: bool | None = None,
+    cost: StepCost | None = None,
 ) -> None:
     """Train ``cfgs`` (same architecture, data, batch size and schedule kind) in one pool.
 
@@ -301,9 +304,11 @@ def train_vectorized(
             by the runs not yet finished) and, as status, how many runs that is.
         lanes: the pool's number of lanes (default: one per run). With fewer lanes than runs
             the pool refills; extra lanes stay empty and never step.
-        tail_min_saving: lane-steps a hand-over of the pool's tail to the one-run program
-            must save (:func:`hand_over_tail`); ``math.inf``: never hand over. Default:
-            :data:`TAIL_MIN_SAVING` on the CPU backend, never elsewhere.
+        tail_min_saving: what a hand-over of the pool's tail to the one-run program must
+            save (:func:`hand_over_tail`), in ``cost``'s unit; ``math.inf``: never hand over.
+            Default: ``cost.handover`` (the CPU model's
+            :data:`~l2dynamics.train.cost.TAIL_MIN_SAVING` lane-steps; measured: the one-run
+            step loop's compile seconds).
         checkpointer: saves the whole pool (mode ``"pool"`` or ``"tail"``) at measurement
             points when due (:mod:`l2dynamics.train.checkpoint`).
         resume: such a checkpoint of the same ``cfgs`` (same order) to continue from; every
@@ -314,19 +319,22 @@ def train_vectorized(
             padded to a multiple of their count). Default
             (:func:`l2dynamics.train.devices.pool_mesh`): when there are several and at least
             two lanes, unless :data:`l2dynamics.train.devices.SHARD_POOLS` is False.
+        cost: ``t(w)``, the cost of a pool step of ``w`` lanes, for the tail rule (default:
+            :func:`l2dynamics.train.cost.step_cost` of ``program``: the CPU model on the CPU
+            backend, else measured once per program, up to this pool's width).
     """
     width = max(1, lanes or len(cfgs))
     pool = Pool(cfgs, ds, program, width, on_result, progress, shard)
     if resume is not None and resume.mode == "tail":
         pool.train_tail(pool.restore_tail(resume), checkpointer)
         return
+    if cost is None:  # measured (off the CPU) before the pool's states take device memory
+        cost = step_cost(program, cfgs[0], cap=width) if cfgs else CPU_COST
     if resume is not None:
         pool.restore(resume)
     elif not pool.fill():
         return
-    min_saving = tail_min_saving
-    if min_saving is None:
-        min_saving = TAIL_MIN_SAVING if jax.default_backend() == "cpu" else math.inf
+    min_saving = cost.handover if tail_min_saving is None else tail_min_saving
     # A new pool saves its start at once: resumed without a checkpoint, it would be planned
     # anew from the runs left, maybe in another width, and round them differently.
     first = checkpointer is not None and resume is None and math.isfinite(checkpointer.every_s)
@@ -337,7 +345,7 @@ def train_vectorized(
         if checkpointer is not None and (first or checkpointer.due()):
             checkpointer.write(pool.snapshot())
             first = False
-        if hand_over_tail(pool.remaining(), pool.lanes, len(pool.queue), min_saving):
+        if hand_over_tail(pool.remaining(), pool.lanes, len(pool.queue), min_saving, cost):
             pool.train_tail(pool.tail(), checkpointer)
             return
         pool.step()
