@@ -218,7 +218,8 @@ def _draw_times(ax: Any, table: pd.DataFrame, fit: Mapping[str, Any]) -> None:
         lo, hi = fit["slope_ci"]
         ax.plot(x, fit["prefactor"] * x ** fit["slope"], color="crimson", lw=1.2,
                 label=f"fit: slope {fit['slope']:.2f} [{lo:.2f}, {hi:.2f}]")  # fmt: skip
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
 
 
 __all__ = [
