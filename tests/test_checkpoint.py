@@ -131,3 +131,20 @@ def test_a_pool_resumed_from_any_checkpoint_ends_bit_for_bit_as_uninterrupted():
         assert set(before) | set(after_crash) == set(range(len(cfgs)))
         for i, result in (before | after_crash).items():
             assert_same_run(result, ref[i])
+
+
+def test_a_run_measuring_layers_resumes_with_its_angles_and_layer_rows():
+    """The angles are part of the device state and the layer rows part of the book: a run
+    resumed from a checkpoint ends with the same per-layer rows, bit for bit."""
+    from test_train import LAYERED
+
+    ds = load_data(LAYERED)
+    program = build_program(LAYERED, ds)
+    ref = run_program(LAYERED, ds, program)
+    checkpointer, saved = crashing(4)
+    with pytest.raises(CrashError):
+        run_program(LAYERED, ds, program, checkpointer=checkpointer)
+    got = run_program(LAYERED, ds, program, resume=from_bytes(saved[-1]))
+    assert_same_run(got, ref)
+    for column, values in ref.layers.items():
+        np.testing.assert_array_equal(got.layers[column], values, err_msg=column)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -396,3 +397,27 @@ def test_model_option_defaults_shown_in_help_are_the_models_own():
     text = " ".join(CliRunner().invoke(cli.app, ["train", "--help"]).output.split())
     assert "[default: fc 3, wrn 28]" in text and "[default: fc 2048, wrn 10]" in text
     assert "[default: fc √2, cnn √2, wrn 1]" in text and "[default: 300]" in text
+
+
+def test_train_measure_layers_end_to_end_writes_the_layer_rows_beside_the_curve(run_cli, tmp_path):
+    """``--measure-layers`` on the small BatchNorm CNN: the layer CSV beside the curve has one
+    row per tensor per measurement, the BatchNorm-fed kernels flagged, angles > 0 after step 0."""
+    out = tmp_path / "curve.csv"
+    argv = [
+        *("train", "--data", "digits", "--n-train", "64", "--n-test", "100", "--model", "cnn"),
+        *("--channels", "4", "--dense", "16", "--batch-norm", "--pool-stride", "1"),
+        *("--eta", "0.1", "--lam", "0.01", "--momentum", "0.9", "--epochs", "2"),
+        *("--batch-size", "16", "--measure-layers", "--quiet", "--json", "--out", str(out)),
+    ]
+    code, stdout, _ = run_cli(argv)
+    summary = json.loads(stdout)
+    assert code in (0, None) and summary["status"] == "done"
+    layers = pd.read_csv(summary["layers_csv"])
+    assert summary["layers_csv"] == str(tmp_path / "curve_layers.csv")
+    curve = pd.read_csv(out)
+    assert list(layers.columns) == ["step", "layer", "norm_sq", "angle", "scale_invariant"]
+    assert len(layers) == layers["layer"].nunique() * len(curve)
+    flagged = set(layers.loc[layers["scale_invariant"], "layer"])
+    assert flagged == {"conv_0/kernel", "conv_1/kernel", "conv_2/kernel"}
+    kernels = layers[layers["scale_invariant"] & (layers["step"] > 0)]
+    assert (kernels["angle"] > 0).all() and (kernels["norm_sq"] > 0).all()

@@ -286,7 +286,25 @@ MORE_FILES = {
     "figS5": "catapult",
     "figS6": "curves",
     "figS12": "sigma_w",
+    "equilibrium-sgdm": "equilibrium",
+    "equilibrium-adamw": "equilibrium",
 }
+
+
+@pytest.mark.parametrize("figure", ["equilibrium-sgdm", "equilibrium-adamw"])
+def test_equilibrium_files_measure_layers_of_the_bn_cnn_over_1_5_decades(figure):
+    """Every run measures its layers, on the CNN with BatchNorm, without the peak-aware stop
+    (the whole run is measured), over ≥ 1.5 decades of η·λ, at CPU scale on fig3def's CPU
+    network and data."""
+    for scale in ("cpu", "paper"):
+        runs = [c for _, s in load_experiment(figure, scale).sweeps for c in s.runs]
+        assert all(c.measure_layers and c.peak_stop is None for c in runs)
+        assert all(dict(c.model.options)["batch_norm"] is True for c in runs)
+        assert decades([c.eta * c.lam for c in runs]) >= 1.5
+    cpu = runs_of("fig3def", "cpu")[0]
+    for c in (c for _, s in load_experiment(figure, "cpu").sweeps for c in s.runs):
+        assert (c.data.name, c.data.n_train, c.batch_size) == ("mnist", 128, 16)
+        assert dict(c.model.options) | {"batch_norm": True} == dict(cpu.model.options)
 
 
 @pytest.mark.parametrize("figure", sorted(MORE_FILES))

@@ -25,6 +25,7 @@ def test_every_experiment_files_kind_is_registered():
         "catapult",
         "curves",
         "sigma_w",
+        "equilibrium",
     }
     used = {load_experiment(name, "cpu", "/nowhere").kind for name in experiment_names()}
     assert used <= set(KINDS)

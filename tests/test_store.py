@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from l2dynamics.errors import L2DynError
+from l2dynamics.results import LAYER_COLUMNS
 from l2dynamics.sweep.store import (
     MEASUREMENT_COLUMNS,
     STATUSES,
@@ -21,6 +22,7 @@ from l2dynamics.sweep.store import (
     RunStore,
     StoreError,
     export,
+    load_layer_measurements,
     load_measurements,
     load_runs,
     pool_key,
@@ -406,3 +408,51 @@ def test_a_store_without_the_checkpoints_table_gets_it_when_opened_to_write(tmp_
         writer.save_checkpoint(h, [h], b"state")
         assert writer.checkpoint(h) == b"state"
     assert len(load_runs(old)) == 2
+
+
+def make_layers(steps: list[int]) -> dict[str, np.ndarray]:
+    """Per-layer rows: two tensors per step, one scale-invariant, a NaN angle at step 0."""
+    names = ["conv_0/kernel", "dense/bias"]
+    step = np.repeat(np.asarray(steps, np.int64), 2)
+    angle = np.linspace(0.01, 0.02, len(step))
+    angle[step == 0] = np.nan
+    return {
+        "step": step,
+        "layer": np.asarray(names * len(steps), dtype=object),
+        "norm_sq": np.linspace(1.0, 2.0, len(step)),
+        "angle": angle,
+        "scale_invariant": np.asarray([True, False] * len(steps)),
+    }
+
+
+def test_layer_measurements_round_trip_with_the_result_and_go_with_a_failure(filled):
+    layers = make_layers([0, 3, 6])
+    with RunStore(filled) as store:
+        store.mark_running(["h2"])
+        store.record_result("h2", "done", make_summary(), make_curve(3), layers)
+    got = load_layer_measurements(filled)
+    assert list(got.columns) == ["hash", "eta", "lam", "seed", *LAYER_COLUMNS]
+    assert set(got["hash"]) == {"h2"} and (got["eta"] == 0.5).all()
+    for c in LAYER_COLUMNS:
+        np.testing.assert_array_equal(got[c].to_numpy(), layers[c], err_msg=c)
+    assert got["scale_invariant"].dtype == bool and got["step"].dtype == np.int64
+    with RunStore(filled) as store:  # a second result replaces, a failure drops them
+        store.record_result("h2", "done", make_summary(), make_curve(3), make_layers([0, 9]))
+        assert len(load_layer_measurements(filled)) == 4
+        store.mark_failed("h2", "boom")
+    assert load_layer_measurements(filled).empty
+
+
+def test_a_store_without_the_layer_table_loads_an_empty_frame_and_gets_it_to_write(tmp_path):
+    old = tmp_path / "old.sqlite"
+    old.write_bytes((FIXTURES / "store-v0.1.0.sqlite").read_bytes())
+    got = load_layer_measurements(old)
+    assert got.empty and list(got.columns) == ["hash", "eta", "lam", "seed", *LAYER_COLUMNS]
+    with sqlite3.connect(old) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert "layer_measurements" not in names
+    with RunStore(old, lock=True) as writer:
+        h = writer.runs()[0].hash
+        writer.mark_running([h])
+        writer.record_result(h, "done", make_summary(), make_curve(2), make_layers([0, 1]))
+    assert len(load_layer_measurements(old)) == 4 and len(load_runs(old)) == 2

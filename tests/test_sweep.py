@@ -299,3 +299,24 @@ def test_progress_counts_run_steps_of_the_budgets_and_runs_finished(tmp_path, ve
     steps = load_runs(tmp_path / "r.sqlite")["steps"].sum()
     assert updates[-1].done == updates[-1].total == report.steps_done == steps
     assert updates[-1].runs == (8, 8) and [u.runs[0] for u in updates][:1] == [0]
+
+
+def test_a_sweep_measuring_layers_stores_them_with_each_runs_curve(tmp_path):
+    """``measure_layers = true`` in a sweep file: every run's per-layer rows are in the store
+    (one per tensor per curve point), and its hash differs from the run without them."""
+    from l2dynamics.sweep import load_layer_measurements
+    from l2dynamics.sweep.spec import run_hash
+
+    path = write_sweep(tmp_path / "s.toml", etas="[0.5]")
+    path.write_text(path.read_text().replace("[train]\n", "[train]\nmeasure_layers = true\n"))
+    spec = load_sweep(path)
+    store = tmp_path / "runs.sqlite"
+    assert run_sweep(spec, str(store)).done == 4
+    layers, curves = load_layer_measurements(store), load_measurements(store)
+    per_run = layers.groupby("hash").size()
+    assert (per_run == 4 * curves.groupby("hash").size()).all()  # dense_0, readout: kernel, bias
+    assert set(layers["layer"]) == {"dense_0/kernel", "dense_0/bias", "readout/kernel",
+                                    "readout/bias"}  # fmt: skip
+    assert not layers["scale_invariant"].any()  # no BatchNorm
+    plain = load_sweep(write_sweep(tmp_path / "p.toml", etas="[0.5]"))
+    assert {run_hash(c) for c in plain.runs}.isdisjoint(run_hash(c) for c in spec.runs)

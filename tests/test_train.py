@@ -228,3 +228,73 @@ def test_the_script_convention_trains_as_the_sm_convention_at_the_equivalent_eta
     np.testing.assert_allclose(script["test_acc"], sm["test_acc"], atol=0.011)
     factor = 2.0 if loss == "xent" else 1.0
     np.testing.assert_allclose(script["train_loss"], factor * sm["train_loss"], rtol=2e-4)
+
+
+def _numpy_angle(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+@pytest.mark.parametrize("angle", [1e-4, 3e-3, 0.2, 2.5])
+def test_turn_angle_equals_the_float64_arccos_at_small_and_large_angles(angle):
+    """The step's angle from the update (no float32 arccos near 1, which loses angles of
+    1e-3 rad to about 6%) against numpy's arccos in float64, on a tensor rotated by ``angle``
+    in a random plane and rescaled, as a step under L2 does."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 3, 4, 8)).astype(np.float32)
+    u = a.ravel() / np.linalg.norm(a)
+    v = rng.standard_normal(u.size)
+    v -= (v @ u) * u
+    v /= np.linalg.norm(v)
+    b = (0.97 * np.linalg.norm(a) * (np.cos(angle) * u + np.sin(angle) * v)).reshape(a.shape)
+    b = b.astype(np.float32)
+    got = float(S.turn_angle(jnp.asarray(a), jnp.asarray(b)))
+    np.testing.assert_allclose(got, _numpy_angle(a, b), rtol=2e-4)
+    np.testing.assert_allclose(got, angle, rtol=2e-3)
+    assert np.isnan(float(S.turn_angle(jnp.zeros(3), jnp.ones(3))))  # no direction: NaN
+
+
+LAYERED = TrainConfig(
+    data=DataConfig("digits", n_train=64, n_test=100),
+    model=ModelConfig(
+        "cnn",
+        {"channels": 4, "dense": 16, "batch_norm": True, "pool_window": 2, "pool_stride": 1},
+    ),
+    eta=0.1,
+    lam=0.01,
+    momentum=0.9,
+    budget_epochs=2.0,
+    batch_size=16,
+    measure_layers=True,
+)
+
+
+def test_measure_layers_records_each_tensor_and_the_last_steps_angle():
+    """A run with layer measurements: per measurement, every parameter tensor's ‖θ_l‖² and
+    the angle of the step before (checked against the parameters around the last step); the
+    BatchNorm-fed kernels flagged; without the flag the state carries nothing."""
+    ds = load_data(LAYERED)
+    program = build_program(LAYERED, ds)
+    result = run_program(LAYERED, ds, program)
+    lay = result.layers
+    n_tensors = len(jax.tree.leaves(program.init_params(jax.random.key(0))))
+    assert len(lay["step"]) == n_tensors * len(result.curve["step"])
+    assert set(lay["layer"][lay["scale_invariant"]]) == {f"conv_{i}/kernel" for i in range(3)}
+    assert np.isnan(lay["angle"][lay["step"] == 0]).all()
+    state = init_state(LAYERED, program)
+    hyper = S.Hyper(jnp.float32(0.1), jnp.float32(0.01), jnp.int32(8))
+    before = program.run_steps(program.data, state, hyper, 7)
+    before_params = jax.tree.map(np.asarray, before.params)  # the next call donates the state
+    after = program.run_steps(program.data, before, hyper, 1)
+    kernel = _numpy_angle(
+        before_params["conv_1"]["kernel"], np.asarray(after.params["conv_1"]["kernel"])
+    )
+    np.testing.assert_allclose(float(after.angles["conv_1"]["kernel"]), kernel, rtol=1e-3)
+    at = (lay["step"] == 8) & (lay["layer"] == "conv_1/kernel")
+    np.testing.assert_allclose(lay["angle"][at], kernel, rtol=1e-3)
+    norm = np.sum(np.square(np.asarray(after.params["conv_1"]["kernel"], np.float64)))
+    np.testing.assert_allclose(lay["norm_sq"][at], norm, rtol=1e-5)
+    plain = dataclasses.replace(LAYERED, measure_layers=False)
+    assert init_state(plain, build_program(plain, ds)).angles is None
+    assert run_program(plain, ds, build_program(plain, ds)).layers is None

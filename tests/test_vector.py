@@ -231,3 +231,27 @@ def test_a_pool_of_two_adamw_runs_equals_the_two_runs_one_by_one():
         assert got[i].best_test_acc == alone.best_test_acc
     # the lanes really ran different (η, λ): their weights decayed at different rates
     assert not np.allclose(got[0].curve["l2_norm_sq"], got[1].curve["l2_norm_sq"], rtol=0.01)
+
+
+def test_a_pool_of_two_runs_measuring_layers_equals_the_two_runs_one_by_one():
+    """Layer measurements (norms, last-step angles) travel with each lane's state: a pool of
+    two runs at different (η, λ) and seeds gives each run's per-layer rows as it gets alone
+    (float32 rounding; the conv biases that feed a BatchNorm get no gradient and are float
+    noise of norm ~1e-9, whose angles are noise too, so only tensors of norm² > 1e-10 count)."""
+    from test_train import LAYERED
+
+    cfgs = [LAYERED, dataclasses.replace(LAYERED, eta=0.05, lam=0.03, seed=1)]
+    ds = load_data(LAYERED)
+    program = build_program(LAYERED, ds)
+    got = {}
+    train_vectorized(cfgs, ds, program, on_result=got.__setitem__, tail_min_saving=math.inf)
+    for i, cfg in enumerate(cfgs):
+        alone = run_program(cfg, ds, program).layers
+        pooled = got[i].layers
+        for c in ("step", "layer", "scale_invariant"):
+            np.testing.assert_array_equal(pooled[c], alone[c], err_msg=c)
+        real = alone["norm_sq"] > 1e-10
+        assert real.sum() > len(real) / 2
+        for c in ("norm_sq", "angle"):
+            np.testing.assert_allclose(pooled[c][real], alone[c][real], rtol=1e-4, err_msg=c)
+    assert not np.allclose(got[0].layers["angle"][real], got[1].layers["angle"][real], rtol=0.05)

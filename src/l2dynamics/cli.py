@@ -132,6 +132,7 @@ TRAIN_FIELDS = {
     "autol2_lam_pred": "autol2_lam_pred",
     "peak_stop": "peak_stop",
     "peak_drop": "peak_drop",
+    "measure_layers": "measure_layers",
 }
 
 
@@ -429,6 +430,15 @@ RUN_OPTIONS = _field_defaults(
             ),
         ),
         (
+            ("--measure-layers",),
+            dict(
+                is_flag=True,
+                help="Also measure, per parameter tensor, ‖θ_l‖² and the angle it turned by in "
+                "the last step (rotational equilibrium of BatchNorm layers; off by default); "
+                "with --out, written beside the curve as STEM_layers.csv.",
+            ),
+        ),
+        (
             ("--eval-batch-size",),
             dict(type=int, show_default=True, help="Evaluation chunk size."),
         ),
@@ -599,9 +609,12 @@ def train(json_out: bool, out: Path | None, quiet: bool, **o: Any) -> None:
     cfg = validate(train_config(o))
     with _progress(quiet) as bar:
         result = run_train(cfg, progress=_bars(bar))
+    summary = result.summary()
     if out is not None:
         result.to_csv(out)
-    _print_summary(result.summary(), json_out, out)
+        if result.layers is not None:
+            summary["layers_csv"] = str(result.layers_csv(out))
+    _print_summary(summary, json_out, out)
 
 
 def _pick(specs: list[tuple], drop: tuple[str, ...], **over: dict[str, Any]) -> list[tuple]:
@@ -624,6 +637,7 @@ def _defaults(specs: list[tuple], drop: tuple[str, ...]) -> dict[str, Any]:
 # predict-l2 calibrates at one λ with a constant η: no budget, schedule or AutoL2 options.
 _PREDICT_DROP = (
     "--epochs",
+    "--measure-layers",
     # λ_pred for the other optimizers is issue 20's third part, not yet measured: sgd only
     "--optimizer",
     "--beta1",
@@ -1176,6 +1190,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool, out: Path | None) -> 
     ]
     if out is not None:
         lines.append(f"curve           {out}")
+    if "layers_csv" in summary:
+        lines.append(f"layers          {summary['layers_csv']}")
     sys.stdout.write("\n".join(lines) + "\n")
 
 

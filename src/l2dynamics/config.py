@@ -188,6 +188,11 @@ class TrainConfig:
 
     ``convention`` (:data:`CONVENTIONS`) is the normalization of the loss and the L2 term:
     ``"sm"`` (SPEC §1, the default) or ``"script"`` (the authors' released script).
+
+    ``measure_layers`` (opt-in) adds to every measurement, per parameter tensor, its squared
+    norm and the angle (radians) it turned by in the last step (the rotational equilibrium of
+    SPEC §6; :func:`l2dynamics.train.step.layer_angles`). A static part of the compiled step:
+    runs without it pay nothing.
     """
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -225,6 +230,7 @@ class TrainConfig:
     autol2_measure: str | None = None
     autol2_measure_size: int = 1024
     autol2_lam_pred: float | None = None
+    measure_layers: bool = False
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> None:

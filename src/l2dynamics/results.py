@@ -28,6 +28,10 @@ CURVE_COLUMNS = (
     "eta_now",
     "lam_now",
 )
+# One per-layer measurement of a run with ``measure_layers``: ``step``, ``layer`` (a parameter
+# tensor's name, ``"conv_0/kernel"``), ``norm_sq`` (‖θ_l‖²), ``angle`` (radians it turned by in
+# the step before ``step``) and ``scale_invariant`` (a kernel followed by a BatchNorm).
+LAYER_COLUMNS = ("step", "layer", "norm_sq", "angle", "scale_invariant")
 
 
 def first_peak(test_acc: Sequence[float] | np.ndarray) -> int | None:

@@ -20,13 +20,13 @@ from l2dynamics import files
 from l2dynamics.analysis.report import write_report
 from l2dynamics.analysis.tables import small_test_set_note, test_sizes
 from l2dynamics.experiments.base import ReproduceRequest
-from l2dynamics.experiments.kinds import analyse
+from l2dynamics.experiments.kinds import LAYER_KINDS, analyse
 from l2dynamics.experiments.spec import Experiment, load_experiment
 from l2dynamics.progress import ProgressFn, Update
 from l2dynamics.sweep.chunks import Context
 from l2dynamics.sweep.runner import SweepReport, run_sweep
 from l2dynamics.sweep.spec import combine_sweeps, run_hash
-from l2dynamics.sweep.store import load_measurements, load_runs
+from l2dynamics.sweep.store import load_layer_measurements, load_measurements, load_runs
 
 STORE = "store.sqlite"
 
@@ -105,13 +105,20 @@ def train_sweeps(
 
 
 def load_results(store: Path, labels: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The runs and measurements of this experiment's sweeps, with a ``variant`` column."""
+    """The runs and measurements of this experiment's sweeps, with a ``variant`` column (the
+    per-layer measurements: :func:`load_layers`)."""
     runs, curves = load_runs(store), load_measurements(store)
     runs = runs[runs["hash"].isin(labels)].copy()
     curves = curves[curves["hash"].isin(labels)].copy()
     runs["variant"] = runs["hash"].map(labels)
     curves["variant"] = curves["hash"].map(labels)
     return runs.reset_index(drop=True), curves.reset_index(drop=True)
+
+
+def load_layers(store: Path, labels: dict[str, str]) -> pd.DataFrame:
+    """The per-layer measurements of this experiment's runs (empty without any)."""
+    layers = load_layer_measurements(store)
+    return layers[layers["hash"].isin(labels)].reset_index(drop=True)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -155,11 +162,14 @@ def run_experiment(exp: Experiment, request: ReproduceRequest) -> dict[str, Any]
     labels, reused = train_sweeps(exp, request, out / STORE)
     request.say("analysing", 1, 1)
     runs, curves = load_results(out / STORE, labels)
+    layers = load_layers(out / STORE, labels) if exp.kind in LAYER_KINDS else None
     head = {"figure": exp.figure, "scale": request.scale, "title": exp.title}
     # n_runs_from_store: finished by an earlier invocation, so wall_s excludes them
     tail = {"n_runs_from_store": reused, "store": str(out / STORE)}
     title = f"{exp.title} ({request.scale} scale)"
-    return write_outputs(exp, runs, curves, out, title=title, head=head, tail=tail, start=start)
+    return write_outputs(
+        exp, runs, curves, out, title=title, head=head, tail=tail, start=start, layers=layers
+    )
 
 
 def write_outputs(
@@ -173,15 +183,16 @@ def write_outputs(
     tail: dict[str, Any],
     start: float,
     notes: Sequence[str] = (),
+    layers: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Analyse ``runs`` and ``curves`` by ``exp``'s kind and write into ``out`` its figures,
     one CSV per table, ``summary.json`` and ``report.html`` (titled ``title``).
 
     The summary is ``head``, the kind's values, the run counts, ``tail``, the wall time since
     ``start`` (``time.perf_counter``, s), the paths written and the notes (``notes`` first);
-    it is returned.
+    it is returned. ``layers``: the runs' per-layer measurements, for the kinds that read them.
     """
-    outcome = analyse(exp, runs, curves, out)
+    outcome = analyse(exp, runs, curves, out, layers)
     outcome.notes[:0] = notes
     n_test = test_set_note(runs, outcome.notes)
     for name, table in outcome.tables.items():

@@ -15,6 +15,8 @@ from l2dynamics.models.registry import (
     count_params,
     model_defaults,
     model_options,
+    param_name,
+    scale_invariant_params,
 )
 from l2dynamics.models.wrn import WideResNet, WRNBlock
 
@@ -32,5 +34,7 @@ __all__ = [
     "count_params",
     "model_defaults",
     "model_options",
+    "param_name",
+    "scale_invariant_params",
     "weight_init",
 ]

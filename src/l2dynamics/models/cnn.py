@@ -68,6 +68,15 @@ class CNN(nn.Module):
     sigma_b: float = 0.0
     bn_group: int = 0
 
+    def scale_invariant(self) -> tuple[str, ...]:
+        """Kernels whose scale the output ignores: with ``batch_norm``, those of ``conv_0 …
+        conv_2``, each followed by a BatchStatNorm (its per-channel normalization also removes
+        the conv's bias, so a kernel times a > 0 gives the same output). ``conv_3`` feeds a
+        pool and the Dense layers, which are not normalized. Paths as ``"conv_0/kernel"``."""
+        if not self.batch_norm:
+            return ()
+        return tuple(f"conv_{i}/kernel" for i in range(3))
+
     def _conv(self, padding: str, index: int) -> nn.Conv:
         return conv(
             self.channels,

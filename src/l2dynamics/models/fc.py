@@ -38,6 +38,10 @@ class FC(nn.Module):
     sigma_b: float = 0.0
     sigma_w_last: float | None = None
 
+    def scale_invariant(self) -> tuple[str, ...]:
+        """Parameters whose scale the output ignores: none (no normalization layer)."""
+        return ()
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
         """Map images ``(B, H, W, C)`` (or any ``(B, ...)``) to logits ``(B, num_classes)``.

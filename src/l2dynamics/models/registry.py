@@ -131,6 +131,20 @@ def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
     return _CLASSES[name](num_classes=num_classes, **options)
 
 
+def scale_invariant_params(name: str, **options: Any) -> frozenset[str]:
+    """The parameters of model ``name`` (with ``options``) whose scale its output ignores: the
+    kernels of the layers followed by a BatchNorm (the model class's ``scale_invariant``), as
+    paths ``"layer/kernel"`` of its ``params`` (:func:`param_name`). Under L2 they reach the
+    rotational equilibrium of SPEC §6."""
+    return frozenset(build_model(name, 10, **options).scale_invariant())
+
+
+def param_name(path: tuple[Any, ...]) -> str:
+    """The name of a parameter from its pytree path: its keys joined by ``/``
+    (``("conv_0", "kernel")`` → ``"conv_0/kernel"``)."""
+    return "/".join(str(getattr(k, "key", k)) for k in path)
+
+
 def count_params(params: Any) -> int:
     """Total number of scalars in a parameter pytree (arrays or ``jax.ShapeDtypeStruct`` s)."""
     leaves = jax.tree_util.tree_leaves(params)

@@ -111,6 +111,18 @@ class WideResNet(nn.Module):
     use_bias: bool = True
     bn_group: int = 0
 
+    def scale_invariant(self) -> tuple[str, ...]:
+        """Kernels whose scale the output ignores: each block's ``conv_0`` (followed by the
+        block's ``norm_1``). The other convolutions add into the residual stream, whose scale
+        the next BatchNorm removes only jointly with the stream's other terms, not kernel by
+        kernel. Paths as ``"group_0_block_0/conv_0/kernel"``."""
+        n = blocks_per_group(self.depth)
+        return tuple(
+            f"group_{g}_block_{b}/conv_0/kernel"
+            for g in range(len(GROUP_CHANNELS))
+            for b in range(n)
+        )
+
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
         """Map images ``(B, H, W, C)`` to logits ``(B, num_classes)``.

@@ -2,7 +2,14 @@
 
 from l2dynamics.sweep.runner import SweepReport, run_sweep
 from l2dynamics.sweep.spec import Sweep, load_sweep, parse_sweep, run_hash
-from l2dynamics.sweep.store import RunStore, StoreError, export, load_measurements, load_runs
+from l2dynamics.sweep.store import (
+    RunStore,
+    StoreError,
+    export,
+    load_layer_measurements,
+    load_measurements,
+    load_runs,
+)
 
 __all__ = [
     "RunStore",
@@ -10,6 +17,7 @@ __all__ = [
     "Sweep",
     "SweepReport",
     "export",
+    "load_layer_measurements",
     "load_measurements",
     "load_runs",
     "load_sweep",

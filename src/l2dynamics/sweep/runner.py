@@ -260,7 +260,9 @@ class _Book:
         if run_hash not in self.queued:
             return
         self.queued.discard(run_hash)
-        self.store.record_result(run_hash, result.status, summary_of(result), result.curve)
+        self.store.record_result(
+            run_hash, result.status, summary_of(result), result.curve, result.layers
+        )
         setattr(self.report, result.status, getattr(self.report, result.status) + 1)
         self._ended(run_hash, int(result.steps))
 

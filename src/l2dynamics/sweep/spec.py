@@ -90,6 +90,7 @@ LATER_FIELDS = (
     "beta1",
     "beta2",
     "eps",
+    "measure_layers",
 )
 
 

@@ -25,9 +25,12 @@ left ``running``.
 
 Tables: ``meta(key, value)``, ``runs`` (one row per run: status, the configuration as JSON,
 flattened ``eta``/``lam``/``seed``, the summary columns, ``error``, times in Unix seconds),
-``measurements`` (one row per curve point, ``idx`` its position in the curve) and
-``checkpoints`` (the latest checkpoint of each run or pool in training; a run's is dropped in
-the transaction that records its result or failure, a pool's when the pool ends). NaN floats are
+``measurements`` (one row per curve point, ``idx`` its position in the curve),
+``layer_measurements`` (runs with ``measure_layers``: one row per parameter tensor and
+measurement, written with the curve; :func:`load_layer_measurements`) and ``checkpoints`` (the
+latest checkpoint of each run or pool in training; a run's is dropped in the transaction that
+records its result or failure, a pool's when the pool ends). The last two are not in
+:data:`SCHEMA`: writers add them to stores made before them (:data:`LATER_TABLES`). NaN floats are
 stored as SQL NULL (SQLite does so itself) and read back as NaN.
 """
 
@@ -51,7 +54,7 @@ import numpy as np
 
 from l2dynamics.errors import L2DynError
 from l2dynamics.files import atomic_path
-from l2dynamics.results import CURVE_COLUMNS
+from l2dynamics.results import CURVE_COLUMNS, LAYER_COLUMNS
 
 try:
     import fcntl
@@ -143,6 +146,26 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     state BLOB NOT NULL
 )
 """
+
+
+# Per-layer measurements of runs with ``measure_layers`` (:class:`~l2dynamics.train.book.
+# RunResult` ``layers``): per measurement step and parameter tensor (``layer``, its name), its
+# squared norm, the angle it turned by in the step before (radians) and whether it is a kernel
+# followed by a BatchNorm. Not in SCHEMA, as the checkpoints table: added by writers.
+LAYERS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS layer_measurements (
+    run_hash TEXT NOT NULL REFERENCES runs (hash) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    layer TEXT NOT NULL,
+    norm_sq REAL,
+    angle REAL,
+    scale_invariant INTEGER NOT NULL,
+    PRIMARY KEY (run_hash, step, layer)
+) WITHOUT ROWID
+"""
+# The tables added since schema 1, by name: each writer creates those missing, so stores made
+# before them load and resume unchanged (and readers of older versions ignore them).
+LATER_TABLES = {"checkpoints": CHECKPOINTS_SCHEMA, "layer_measurements": LAYERS_SCHEMA}
 
 
 class StoreError(L2DynError):
@@ -239,7 +262,7 @@ class RunStore:
             self._conn = self._connect()
             _guarded(RunStore._open_schema)(self, create)
             if create or lock:
-                _guarded(RunStore._add_checkpoints_table)(self)
+                _guarded(RunStore._add_later_tables)(self)
         except BaseException:
             self.close()
             raise
@@ -454,8 +477,10 @@ class RunStore:
         status: str,
         summary: Mapping[str, Any],
         curve: Mapping[str, np.ndarray],
+        layers: Mapping[str, np.ndarray] | None = None,
     ) -> None:
-        """Store a finished run's summary and curve, all in one transaction.
+        """Store a finished run's summary, curve and per-layer measurements, all in one
+        transaction.
 
         Any earlier measurements of the run are replaced. After a crash at any moment either
         the whole result is stored or none of it is (the run keeps its previous status).
@@ -465,11 +490,14 @@ class RunStore:
             status: ``"done"`` or ``"diverged"``.
             summary: keys of :data:`SUMMARY_COLUMNS` (missing keys are stored as NULL).
             curve: every column of :data:`MEASUREMENT_COLUMNS`, equal-length 1-D arrays.
+            layers: the run's per-layer measurements (every column of :data:`LAYER_COLUMNS`,
+                equal-length 1-D arrays), or None (not measured).
         """
         if status not in FINISHED:
             raise ValueError(f"status: expected one of {FINISHED}, got {status!r}")
         values = _summary_values(summary)
         rows = _curve_rows(run_hash, curve)
+        layer_rows = [] if layers is None else _layer_rows(run_hash, layers)
         sets = ", ".join(f"{k} = ?" for k in SUMMARY_COLUMNS)
         with self._write() as db:
             cur = db.execute(
@@ -479,12 +507,22 @@ class RunStore:
             self._check_found(cur, run_hash)
             db.execute("DELETE FROM measurements WHERE run_hash = ?", (run_hash,))
             self._insert_measurements(db, rows)
+            self._replace_layers(db, run_hash, layer_rows)
             self._drop_checkpoint(db, run_hash)
 
     def _insert_measurements(self, db: sqlite3.Connection, rows: list[tuple]) -> None:
         columns = ", ".join(("run_hash", "idx", *_SQL_CURVE))
         marks = ", ".join("?" * (len(MEASUREMENT_COLUMNS) + 2))
         db.executemany(f"INSERT INTO measurements ({columns}) VALUES ({marks})", rows)
+
+    def _replace_layers(self, db: sqlite3.Connection, run_hash: str, rows: list[tuple]) -> None:
+        if "layer_measurements" not in self._tables():  # opened read-only, made before it
+            if not rows:
+                return
+            db.execute(LAYERS_SCHEMA)
+        db.execute("DELETE FROM layer_measurements WHERE run_hash = ?", (run_hash,))
+        marks = ", ".join("?" * (len(LAYER_COLUMNS) + 1))
+        db.executemany(f"INSERT OR REPLACE INTO layer_measurements VALUES ({marks})", rows)
 
     @_guarded
     def mark_failed(self, run_hash: str, error: str) -> None:
@@ -497,6 +535,7 @@ class RunStore:
             )
             self._check_found(cur, run_hash)
             db.execute("DELETE FROM measurements WHERE run_hash = ?", (run_hash,))
+            self._replace_layers(db, run_hash, [])
             self._drop_checkpoint(db, run_hash)
 
     def _check_found(self, cur: sqlite3.Cursor, run_hash: str) -> None:
@@ -505,10 +544,12 @@ class RunStore:
 
     # -- checkpoints ---------------------------------------------------------------------
 
-    def _add_checkpoints_table(self) -> None:
-        if "checkpoints" not in self._tables():
+    def _add_later_tables(self) -> None:
+        missing = [sql for name, sql in LATER_TABLES.items() if name not in self._tables()]
+        if missing:
             with self._write() as db:
-                db.execute(CHECKPOINTS_SCHEMA)
+                for sql in missing:
+                    db.execute(sql)
 
     def _drop_checkpoint(self, db: sqlite3.Connection, key: str) -> None:
         if "checkpoints" in self._tables():  # a store opened read-only may predate the table
@@ -607,15 +648,22 @@ def _insert_runs(db: sqlite3.Connection, runs: Iterable[tuple[str, Mapping[str, 
 
 def _reset_interrupted(db: sqlite3.Connection) -> int:
     """``running`` and ``failed`` runs back to ``queued`` (in the caller's transaction)."""
-    db.execute(
-        "DELETE FROM measurements WHERE run_hash IN "
-        "(SELECT hash FROM runs WHERE status IN ('running', 'failed'))"
-    )
+    for table in ("measurements", "layer_measurements"):
+        if table == "measurements" or _has_table(db, table):
+            db.execute(
+                f"DELETE FROM {table} WHERE run_hash IN "
+                "(SELECT hash FROM runs WHERE status IN ('running', 'failed'))"
+            )
     cur = db.execute(
         f"UPDATE runs SET status = 'queued', error = NULL, started_at = NULL, "
         f"finished_at = NULL, {_null_summary()} WHERE status IN ('running', 'failed')"
     )
     return cur.rowcount
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return db.execute(sql, (name,)).fetchone() is not None
 
 
 def pool_key(hashes: Sequence[str]) -> str:
@@ -661,6 +709,21 @@ def _curve_rows(run_hash: str, curve: Mapping[str, np.ndarray]) -> list[tuple]:
     columns = [arrays[0].astype(np.int64).tolist()]
     columns += [a.astype(np.float64).tolist() for a in arrays[1:]]
     return list(zip([run_hash] * n, range(n), *columns, strict=True))
+
+
+def _layer_rows(run_hash: str, layers: Mapping[str, np.ndarray]) -> list[tuple]:
+    """The rows ``(run_hash, *LAYER_COLUMNS)`` of a run's per-layer measurements."""
+    missing = [c for c in LAYER_COLUMNS if c not in layers]
+    if missing:
+        raise ValueError(f"layers: missing columns {missing}")
+    n = len(layers["step"])
+    if any(len(layers[c]) != n for c in LAYER_COLUMNS):
+        raise ValueError("layers: columns must be of equal length")
+    return [
+        (run_hash, int(step), str(name), _sql_number(norm, False), _sql_number(angle, False),
+         int(bool(inv)))
+        for step, name, norm, angle, inv in zip(*(layers[c] for c in LAYER_COLUMNS), strict=True)
+    ]  # fmt: skip
 
 
 def _record(row: tuple) -> RunRecord:
@@ -847,6 +910,35 @@ def load_measurements(path: str | os.PathLike) -> pd.DataFrame:
         df = pd.read_sql_query(sql, store._db)
     floats = {"eta", "lam", *MEASUREMENT_COLUMNS[1:]}
     dtypes = {c: "float64" for c in floats} | {"seed": "Int64", "step": "int64"}
+    return df.astype(dtypes)
+
+
+@_guarded
+def load_layer_measurements(path: str | os.PathLike) -> pd.DataFrame:
+    """One row per parameter tensor and measurement of the runs with ``measure_layers``: hash,
+    the run's configured ``eta``/``lam``/``seed`` (as in :func:`load_runs`), then
+    :data:`LAYER_COLUMNS`: ``step``, ``layer`` (the tensor's name, ``"conv_0/kernel"``),
+    ``norm_sq`` (‖θ_l‖²), ``angle`` (radians it turned by in the step before ``step``; NaN at
+    step 0 and for a zero tensor) and ``scale_invariant`` (bool: a kernel followed by a
+    BatchNorm). Ordered by run, step and layer. A store made before the table existed, or
+    without such runs, gives an empty frame with these columns.
+    """
+    import pandas as pd
+
+    columns = ("hash", "eta", "lam", "seed", *LAYER_COLUMNS)
+    dtypes = {"eta": "float64", "lam": "float64", "seed": "Int64", "step": "int64",
+              "layer": "object", "norm_sq": "float64", "angle": "float64",
+              "scale_invariant": "bool"}  # fmt: skip
+    with RunStore(path, create=False) as store:
+        store.check()
+        if "layer_measurements" not in store._tables():
+            return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, "object")) for c in columns})
+        sql = (
+            "SELECT r.hash, r.eta, r.lam, r.seed, l.step, l.layer, l.norm_sq, l.angle, "
+            "l.scale_invariant FROM layer_measurements l JOIN runs r ON r.hash = l.run_hash "
+            "ORDER BY r.rowid, l.step, l.layer"
+        )
+        df = pd.read_sql_query(sql, store._db)
     return df.astype(dtypes)
 
 

@@ -19,14 +19,16 @@ import math
 import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from l2dynamics.config import TrainConfig, budget_epochs
 from l2dynamics.files import atomic_path
+from l2dynamics.models.registry import scale_invariant_params
 from l2dynamics.optim import cumulative_lr_factor, eta_now
-from l2dynamics.results import CURVE_COLUMNS, first_peak, near_peak
+from l2dynamics.results import CURVE_COLUMNS, LAYER_COLUMNS, first_peak, near_peak
 from l2dynamics.train.schedule import every_k, log_spaced, peak_window, relative_resolution
 from l2dynamics.train.stopping import passed_peak
 
@@ -38,7 +40,13 @@ class RunResult:
     reaching the best test accuracy; ``t_star_resolution`` is the relative gap to the next
     measurement there. ``t_star_robust_epochs`` is the toolkit's t*, the centre of the near-peak
     interval [``t_star_robust_lo``, ``t_star_robust_hi``] (epochs; :func:`~l2dynamics.results.
-    near_peak`), ``t_star_robust_closed`` whether the curve was measured past that interval."""
+    near_peak`), ``t_star_robust_closed`` whether the curve was measured past that interval.
+
+    ``layers`` (runs with ``measure_layers``; else None): one entry per parameter tensor and
+    measurement, as columns of equal length (:data:`LAYER_COLUMNS`): ``step``, ``layer`` (its
+    name, ``"conv_0/kernel"``), ``norm_sq`` (‖θ_l‖²), ``angle`` (radians it turned by in the
+    step before ``step``; NaN at step 0) and ``scale_invariant`` (a kernel followed by a
+    BatchNorm, :func:`l2dynamics.models.scale_invariant_params`)."""
 
     config: TrainConfig
     status: str
@@ -59,12 +67,14 @@ class RunResult:
     t_star_robust_lo: float = float("nan")
     t_star_robust_hi: float = float("nan")
     t_star_robust_closed: bool = False
+    layers: dict[str, np.ndarray] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready summary (no curve)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out.pop("curve")
         out.pop("config")
+        out.pop("layers")
         out["eta"], out["lam"] = self.config.eta, self.config.lam
         out["epochs"] = float(self.curve["epoch"][-1]) if len(self.curve["epoch"]) else 0.0
         if self.config.autol2 and len(self.curve["lam_now"]):  # λ₀ may be the preset's (lam 0)
@@ -79,6 +89,41 @@ class RunResult:
             writer.writerow(CURVE_COLUMNS)
             for i in range(len(self.curve["step"])):
                 writer.writerow([_fmt(self.curve[c][i]) for c in CURVE_COLUMNS])
+
+    def layers_csv(self, curve_path: str | os.PathLike) -> Path:
+        """Write the per-layer measurements (:data:`LAYER_COLUMNS`) as CSV beside the curve
+        written to ``curve_path`` (``curve.csv`` → ``curve_layers.csv``), atomically; return
+        the path. Raises ValueError for a run without them."""
+        if self.layers is None:
+            raise ValueError("this run did not measure layers (measure_layers)")
+        path = Path(curve_path).with_name(f"{Path(curve_path).stem}_layers.csv")
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(LAYER_COLUMNS)
+            for i in range(len(self.layers["step"])):
+                writer.writerow([_cell(self.layers[c][i]) for c in LAYER_COLUMNS])
+        return path
+
+
+def layer_columns(cfg: TrainConfig, layer_rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """:data:`LAYER_COLUMNS` of ``layer_rows`` (one per measurement: ``step`` and the
+    ``norm_sq``/``angle`` of each tensor by name), tensors in name order within a step."""
+    invariant = scale_invariant_params(cfg.model.name, **dict(cfg.model.options))
+    cells = [(r["step"], name, r["norm_sq"][name], r["angle"][name])
+             for r in layer_rows for name in sorted(r["norm_sq"])]  # fmt: skip
+    step, layer, norm_sq, angle = (list(c) for c in zip(*cells, strict=True)) if cells else [[]] * 4
+    flags = [n in invariant for n in layer]
+    dtypes = (np.int64, object, np.float64, np.float64, bool)
+    values = (step, layer, norm_sq, angle, flags)
+    return {
+        c: np.asarray(v, dtype=t) for c, v, t in zip(LAYER_COLUMNS, values, dtypes, strict=True)
+    }
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, str | np.bool_ | bool):
+        return str(bool(value)) if not isinstance(value, str) else value
+    return _fmt(value)
 
 
 def _fmt(value: Any) -> str:
@@ -128,6 +173,7 @@ class RunBook:
         self.total = total_steps(self.epochs, n_train, batch)
         self.schedule = measure_steps(cfg, self.total)
         self.rows: list[dict[str, float]] = []
+        self.layer_rows: list[dict[str, Any]] = []  # with measure_layers: one per row
         self.done = 0  # steps trained
         self.diverged: int | None = None  # the first step whose minibatch loss was not finite
         self.ended = False
@@ -141,13 +187,15 @@ class RunBook:
         """What a checkpoint keeps of the book (JSON-able): the rows so far, the steps trained,
         the divergence step and the wall time so far (s). The rest (budget, schedule, the next
         measurement's index = the number of rows, the peak-aware stop's inputs) follows from
-        the configuration and the rows."""
+        the configuration and the rows. With ``measure_layers``, also the per-layer rows."""
         wall = time.perf_counter() - self._start
-        return {"rows": self.rows, "done": self.done, "diverged": self.diverged, "wall_s": wall}
+        out = {"rows": self.rows, "done": self.done, "diverged": self.diverged, "wall_s": wall}
+        return out | ({"layers": self.layer_rows} if self.cfg.measure_layers else {})
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`state` of the same run (its clock resumes at its wall time)."""
         self.rows = [dict(r) for r in state["rows"]]
+        self.layer_rows = [dict(r) for r in state.get("layers", [])]
         self.done, self.diverged = int(state["done"]), state["diverged"]
         self._start = time.perf_counter() - float(state["wall_s"])
 
@@ -167,7 +215,15 @@ class RunBook:
     def record(self, metrics: Mapping[str, Any], lam: float) -> dict[str, float]:
         """Add the measurement ``metrics`` taken at the current step as a curve row, with ``lam``
         the λ in force (AutoL2's or the fixed one); mark the run ended when the row is not
-        finite (divergence), ends the budget, or calls for the peak-aware stop."""
+        finite (divergence), ends the budget, or calls for the peak-aware stop. ``metrics``'s
+        ``"layers"`` (runs with ``measure_layers``) become a per-layer row."""
+        layers = metrics.get("layers")
+        if layers is not None:
+            metrics = {k: v for k, v in metrics.items() if k != "layers"}
+            self.layer_rows.append({
+                "step": self.done,
+                **{part: {n: float(v) for n, v in layers[part].items()} for part in layers},
+            })  # fmt: skip
         row = self._row(metrics, lam)
         self.rows.append(row)
         if not math.isfinite(row["train_loss"]):
@@ -211,8 +267,11 @@ class RunBook:
         """The run's :class:`RunResult`; t* is the first maximum of test accuracy
         (:func:`~l2dynamics.results.first_peak`). A run that ends before its budget without
         diverging was stopped by the peak-aware stop."""
-        return result_of(self.cfg, self.rows, self.total, self.epochs, self.diverged,
-                         time.perf_counter() - self._start, self.done, self.n_test)  # fmt: skip
+        result = result_of(self.cfg, self.rows, self.total, self.epochs, self.diverged,
+                           time.perf_counter() - self._start, self.done, self.n_test)  # fmt: skip
+        if self.cfg.measure_layers:
+            result.layers = layer_columns(self.cfg, self.layer_rows)
+        return result
 
 
 def result_of(

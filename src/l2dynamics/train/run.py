@@ -118,7 +118,7 @@ def load_data(cfg: TrainConfig) -> Dataset:
 class PoolOps:
     """The jitted functions of a pool, whose lanes hold runs stacked along a leading axis:
     ``run_steps(data, states, hypers, n_steps)`` steps every lane its own ``n_steps[lane]``
-    (vmapped), ``measure(data, params, lane, eval_batch)`` measures one lane, ``put(stacks,
+    (vmapped), ``measure(data, params, lane, eval_batch, angles)`` measures one lane, ``put(stacks,
     lane, one)`` replaces a lane's state and hyperparameters, ``take(stacks, lane)`` copies
     one out (for the tail, placed where the one-run program runs); ``data``: the data set
     where these functions read it (replicated on every device when the lanes are sharded,
@@ -137,7 +137,8 @@ class Program:
     the step spec, the data on the device, whether an SGD keeps a momentum buffer
     (``heavy_ball``: built for μ ≠ 0; plain SGD programs and the Adams have none), the initial
     state builders, one run's jitted step loop ``run_steps(data, state, hyper, n_steps)`` and
-    measurement ``measure(data, params, eval_batch)`` (data-parallel over the local devices
+    measurement ``measure(data, params, eval_batch, angles)`` (``angles``: the state's, None
+    unless the program measures layers; data-parallel over the local devices
     when ``data_parallel`` > 1, :func:`l2dynamics.train.devices.data_parallel_mesh`), and the
     same for a pool (``pool``; ``sharded_pool``: its lanes split over the local devices, None
     on one device).
@@ -187,7 +188,7 @@ def build_program(cfg: TrainConfig, ds: Dataset, *, data_parallel: bool | None =
         data,
         heavy_ball,
         lambda key: model.init(key, sample)["params"],
-        _init_fn(model, tx, sample),
+        _init_fn(model, tx, sample, measure_layers=spec.measure_layers),
         run_one,
         measure,
         PoolOps(
@@ -219,6 +220,7 @@ def _step_spec(cfg: TrainConfig, ds: Dataset, model: Any, tx: Any) -> S.StepSpec
         measure_source=autol2_measure(cfg),
         measure_size=cfg.autol2_measure_size,
         eval_batch=eval_batch_size(cfg, ds),
+        measure_layers=cfg.measure_layers,
     )
 
 
@@ -343,7 +345,9 @@ def init_state(cfg: TrainConfig, program: Program) -> S.TrainState:
     return state._replace(controller=controller.init(controller_options(cfg, budget_steps=budget)))
 
 
-def _init_fn(model, tx, sample: jax.Array) -> Callable[..., S.TrainState]:
+def _init_fn(
+    model, tx, sample: jax.Array, *, measure_layers: bool = False
+) -> Callable[..., S.TrainState]:
     def init(seed_key, eta, lam, momentum) -> S.TrainState:
         init_key, order_key = jax.random.split(seed_key, 2)
         params = model.init(init_key, sample)["params"]
@@ -353,7 +357,8 @@ def _init_fn(model, tx, sample: jax.Array) -> Callable[..., S.TrainState]:
             hyper["momentum"] = momentum
         opt_state = set_hyperparams(opt_state, **hyper)
         ctrl = controller.init(None)  # replaced by the run's own in init_state
-        return S.TrainState(params, opt_state, jnp.int32(0), order_key, jnp.int32(-1), ctrl)
+        angles = S.initial_angles(params) if measure_layers else None
+        return S.TrainState(params, opt_state, jnp.int32(0), order_key, jnp.int32(-1), ctrl, angles)
 
     return jax.jit(init)
 
@@ -437,7 +442,8 @@ def train_with_book(
             state = program.run_steps(program.data, state, hyper, jnp.int32(book.gap()))
             if book.trained(*jax.device_get((state.step, state.diverged_step))):
                 return state
-        metrics = jax.device_get(program.measure(program.data, state.params, eval_batch))
+        measured = program.measure(program.data, state.params, eval_batch, state.angles)
+        metrics = jax.device_get(measured)
         row = book.record(metrics, lam_in_force(book.cfg, state.controller))
         if progress is not None:
             progress(measured_update(book, row))

@@ -23,6 +23,7 @@ from l2dynamics.autol2.options import AutoL2Options
 from l2dynamics.data.augment import augment_batch
 from l2dynamics.losses import correct, l2_norm_sq
 from l2dynamics.models.norm import near_equal_chunks
+from l2dynamics.models.registry import param_name
 from l2dynamics.optim import eta_now, set_hyperparams
 
 
@@ -49,8 +50,12 @@ class Hyper(NamedTuple):
 
 class TrainState(NamedTuple):
     """Parameters, optimizer state, the step counter, the data-order key, the first step
-    whose minibatch loss was not finite (−1 while every loss has been finite), and the state of
-    the AutoL2 controller that schedules λ (carried, unused, by runs with a fixed λ)."""
+    whose minibatch loss was not finite (−1 while every loss has been finite), the state of
+    the AutoL2 controller that schedules λ (carried, unused, by runs with a fixed λ), and, for
+    a program that measures layers (``StepSpec.measure_layers``), ``angles``: a pytree shaped
+    as ``params`` of float32 scalars, the angle (radians) each parameter tensor turned by in
+    the last step (:func:`layer_angles`; NaN before the first step). None otherwise, an empty
+    subtree: pools, checkpoints and the step carry it as any other part of the state."""
 
     params: Any
     opt_state: Any
@@ -58,6 +63,7 @@ class TrainState(NamedTuple):
     key: jax.Array
     diverged_step: jax.Array
     controller: AutoL2State
+    angles: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +75,9 @@ class StepSpec:
     with what it measures (``measure_source`` of :data:`l2dynamics.config.AUTOL2_MEASURES`,
     ``measure_size`` examples for ``"subset"``, in chunks of ``eval_batch``), and where a
     minibatch lives (``batch_sharding``: None, or split along its examples over the devices of
-    a data-parallel run, :mod:`l2dynamics.train.devices`)."""
+    a data-parallel run, :mod:`l2dynamics.train.devices`), and whether each step keeps the
+    angle each parameter tensor turned by (``measure_layers``; the measurement then reports
+    them with each tensor's ‖θ_l‖², :func:`layer_metrics`)."""
 
     apply: Callable[..., jax.Array]
     loss: Callable[[jax.Array, jax.Array], jax.Array]
@@ -86,6 +94,7 @@ class StepSpec:
     measure_size: int = 0
     eval_batch: int = 1000
     batch_sharding: Any = None
+    measure_layers: bool = False
 
 
 def batch_indices(key: jax.Array, step: jax.Array, batch_size: int, n: int) -> jax.Array:
@@ -146,7 +155,49 @@ def train_step(spec: StepSpec, data: DeviceData, state: TrainState, hyper: Hyper
     params = optax.apply_updates(state.params, updates)
     first_bad = (state.diverged_step < 0) & ~jnp.isfinite(loss)
     diverged = jnp.where(first_bad, state.step, state.diverged_step)
-    return TrainState(params, opt_state, state.step + 1, state.key, diverged, ctrl)
+    angles = layer_angles(state.params, params) if spec.measure_layers else state.angles
+    return TrainState(params, opt_state, state.step + 1, state.key, diverged, ctrl, angles)
+
+
+def turn_angle(old: jax.Array, new: jax.Array) -> jax.Array:
+    """The angle (radians, in [0, π]) between a parameter tensor before and after a step,
+    ``arccos(⟨θ, θ'⟩/(‖θ‖‖θ'‖))``, flattened; NaN when ``‖θ‖ = 0``.
+
+    Computed without the arccos, whose float32 value near 1 loses the small angles of an
+    equilibrium (at 1e-3 rad, cos = 1 − 5e-7 is resolved to about 6%): with the step
+    ``d = θ' − θ`` (exact in float32, both being close), ``c = ⟨θ, d⟩/‖θ‖²`` and
+    ``d⊥ = d − c·θ`` (the part of the step orthogonal to θ), ``θ' = (1 + c)·θ + d⊥`` and the
+    angle is ``atan2(‖d⊥‖, (1 + c)·‖θ‖)``, accurate to float32 rounding at any angle.
+    """
+    a = jnp.ravel(old).astype(jnp.float32)
+    d = jnp.ravel(new).astype(jnp.float32) - a
+    a2 = jnp.sum(jnp.square(a))
+    c = jnp.sum(a * d) / a2
+    perp = jnp.sqrt(jnp.sum(jnp.square(d - c * a)))
+    return jnp.arctan2(perp, (1.0 + c) * jnp.sqrt(a2))
+
+
+def layer_angles(old: Any, new: Any) -> Any:
+    """:func:`turn_angle` of every parameter tensor: a pytree shaped as the parameters, of
+    float32 scalars."""
+    return jax.tree.map(turn_angle, old, new)
+
+
+def initial_angles(params: Any) -> Any:
+    """The ``angles`` of a state before its first step: NaN for every tensor."""
+    return jax.tree.map(lambda _: jnp.float32(jnp.nan), params)
+
+
+def layer_metrics(params: Any, angles: Any) -> dict[str, dict[str, jax.Array]]:
+    """Per parameter tensor (named by :func:`l2dynamics.models.param_name`,
+    ``"conv_0/kernel"``): ``norm_sq`` = ‖θ_l‖² now and ``angle``, the angle it turned by in
+    the last step (radians; NaN before the first step), float32 scalars."""
+    norms = jax.tree_util.tree_flatten_with_path(params)[0]
+    turned = jax.tree_util.tree_flatten_with_path(angles)[0]
+    return {
+        "norm_sq": {param_name(p): jnp.sum(jnp.square(x)) for p, x in norms},
+        "angle": {param_name(p): x for p, x in turned},
+    }
 
 
 def _controller_update(
@@ -282,9 +333,12 @@ def evaluate(
     return (la + lb) / n, (ca + cb) / n
 
 
-def measure(spec: StepSpec, data: DeviceData, params: Any, eval_batch: int) -> dict[str, jax.Array]:
+def measure(
+    spec: StepSpec, data: DeviceData, params: Any, eval_batch: int, angles: Any = None
+) -> dict[str, Any]:
     """Bare train loss/accuracy (full training set, no augmentation), test loss/accuracy (full
-    test set) and ‖θ‖², as float32 scalars."""
+    test set) and ‖θ‖², as float32 scalars; with ``spec.measure_layers`` also ``"layers"``,
+    :func:`layer_metrics` of ``params`` and the state's ``angles``."""
     train_loss, train_acc = evaluate(
         spec.apply, spec.loss, params, data.x_train, data.y_train, eval_batch
     )
@@ -297,7 +351,7 @@ def measure(spec: StepSpec, data: DeviceData, params: Any, eval_batch: int) -> d
         "test_loss": test_loss,
         "test_acc": test_acc,
         "l2_norm_sq": l2_norm_sq(params),
-    }
+    } | ({"layers": layer_metrics(params, angles)} if spec.measure_layers else {})
 
 
 def lane(stack: Any, index: jax.Array) -> Any:
@@ -307,13 +361,20 @@ def lane(stack: Any, index: jax.Array) -> Any:
 
 
 def measure_lane(
-    spec: StepSpec, data: DeviceData, params: Any, index: jax.Array, eval_batch: int
-) -> dict[str, jax.Array]:
-    """:func:`measure` of lane ``index`` of stacked ``params`` (leading run axis).
+    spec: StepSpec,
+    data: DeviceData,
+    params: Any,
+    index: jax.Array,
+    eval_batch: int,
+    angles: Any = None,
+) -> dict[str, Any]:
+    """:func:`measure` of lane ``index`` of stacked ``params`` (and ``angles``; leading run
+    axis).
 
     The lane is copied out before use (an optimization barrier): on XLA:CPU that is faster
     than letting XLA fuse the lane's slice into its users (``benchmarks/``)."""
-    return measure(spec, data, jax.lax.optimization_barrier(lane(params, index)), eval_batch)
+    one, turned = jax.lax.optimization_barrier(lane((params, angles), index))
+    return measure(spec, data, one, eval_batch, turned)
 
 
 def put_lane(stack: Any, index: jax.Array, one: Any) -> Any:

@@ -206,7 +206,7 @@ class Pool:
     def measure(self, lane: int, i: int) -> bool:
         """Measure run ``i`` in ``lane`` into its book; True if the run has thereby ended."""
         metrics = self.ops.measure(
-            self.ops.data, self.states.params, jnp.int32(lane), self.eval_batch
+            self.ops.data, self.states.params, jnp.int32(lane), self.eval_batch, self.states.angles
         )
         book = self.books[i]
         book.record(jax.device_get(metrics), lam_in_force(book.cfg, self.states.controller, lane))

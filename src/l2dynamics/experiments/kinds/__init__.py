@@ -7,8 +7,10 @@ two DataFrames (:func:`~l2dynamics.sweep.store.load_runs` / ``load_measurements`
 
 One module per topic of the paper, mirroring :mod:`l2dynamics.analysis`: :mod:`.tstar`
 (``scaling``), :mod:`.budgets` (``fixed_budget``), :mod:`.fit_time` (``time_to_fit``),
-:mod:`.catapult` (``catapult``), :mod:`.curves` (``curves``, ``sigma_w``) and
-:mod:`.autol2_vs_fixed` (``autol2``). They import :mod:`.base`, never this package's names.
+:mod:`.catapult` (``catapult``), :mod:`.curves` (``curves``, ``sigma_w``),
+:mod:`.autol2_vs_fixed` (``autol2``) and :mod:`.equilibrium` (``equilibrium``, which also
+takes the per-layer measurements: :data:`LAYER_KINDS`). They import :mod:`.base`, never this
+package's names.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from l2dynamics.experiments.kinds.base import KindFn, Outcome, finite
 from l2dynamics.experiments.kinds.budgets import fixed_budget
 from l2dynamics.experiments.kinds.catapult import catapult_kind
 from l2dynamics.experiments.kinds.curves import curves_kind, sigma_w
+from l2dynamics.experiments.kinds.equilibrium import equilibrium
 from l2dynamics.experiments.kinds.fit_time import time_to_fit
 from l2dynamics.experiments.kinds.tstar import scaling
 from l2dynamics.experiments.spec import Experiment
@@ -35,18 +38,30 @@ KINDS: dict[str, KindFn] = {
     "catapult": catapult_kind,
     "curves": curves_kind,
     "sigma_w": sigma_w,
+    "equilibrium": equilibrium,
 }
+# The kinds that read the runs' per-layer measurements (load_layer_measurements) too.
+LAYER_KINDS = ("equilibrium",)
 
 
-def analyse(exp: Experiment, runs: pd.DataFrame, curves: pd.DataFrame, out: Path) -> Outcome:
-    """Run the analysis of ``exp.kind`` (see :data:`KINDS`) and draw its figures into ``out``.
+def analyse(
+    exp: Experiment,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    out: Path,
+    layers: pd.DataFrame | None = None,
+) -> Outcome:
+    """Run the analysis of ``exp.kind`` (see :data:`KINDS`) and draw its figures into ``out``;
+    ``layers`` (the per-layer measurements) go to the kinds of :data:`LAYER_KINDS`.
 
     Raises:
         ConfigError: ``exp.kind`` is not a known kind.
     """
     if exp.kind not in KINDS:
         raise ConfigError(f"experiment {exp.figure}: unknown kind {exp.kind!r}")
+    if exp.kind in LAYER_KINDS:
+        return equilibrium(exp, runs, curves, out, layers)
     return KINDS[exp.kind](exp, runs, curves, out)
 
 
-__all__ = ["KINDS", "KindFn", "Outcome", "analyse", "finite"]
+__all__ = ["KINDS", "LAYER_KINDS", "KindFn", "Outcome", "analyse", "finite"]

@@ -1,0 +1,22 @@
+"""The ``equilibrium`` kind on hand-built runs and layer rows (:mod:`test_analysis_equilibrium`'s
+frames): its summary, table and figure, and what it says without layer measurements."""
+
+import pytest
+
+from l2dynamics.experiments.kinds import LAYER_KINDS, analyse
+from sweep_frames import experiment
+from test_analysis_equilibrium import _frames
+
+
+def test_equilibrium_kind_reports_ratios_and_the_time_slope(tmp_path):
+    runs, layers = _frames([(0.05, lam) for lam in (1e-3, 4e-3, 1.6e-2)])
+    assert "equilibrium" in LAYER_KINDS
+    got = analyse(experiment("equilibrium"), runs, layers.iloc[:0], tmp_path, layers)
+    s = got.summary
+    assert s["n_layer_runs"] == 3 and s["ratio_median"] == pytest.approx(1.05, rel=1e-3)
+    assert s["t_eq_slope"] == pytest.approx(1.0, abs=0.05) and len(s["t_eq_slope_ci"]) == 2
+    assert set(s["ratios"]) == {"0.001", "0.004", "0.016"}
+    assert got.figures[0][1].exists() and len(got.tables["equilibrium"]) == 3
+    empty = analyse(experiment("equilibrium"), runs, layers.iloc[:0], tmp_path, None)
+    assert empty.summary["n_layer_runs"] == 0 and empty.summary["t_eq_slope"] is None
+    assert any("measure_layers" in n for n in empty.notes)
