@@ -421,3 +421,11 @@ def test_train_measure_layers_end_to_end_writes_the_layer_rows_beside_the_curve(
     assert flagged == {"conv_0/kernel", "conv_1/kernel", "conv_2/kernel"}
     kernels = layers[layers["scale_invariant"] & (layers["step"] > 0)]
     assert (kernels["angle"] > 0).all() and (kernels["norm_sq"] > 0).all()
+
+
+def test_train_measure_layers_without_out_is_refused_before_training(run_cli):
+    """The layer rows go beside the curve; without --out they would be thrown away."""
+    argv = ["train", "--data", "digits", "--epochs", "1", "--measure-layers", "--quiet"]
+    code, _, stderr = run_cli(argv)
+    assert code == 2 and "--measure-layers needs --out" in stderr
+    assert len(stderr.strip().splitlines()) == 1

@@ -69,6 +69,18 @@ def test_section_changes_lists_dotted_keys_with_both_values():
     assert section_changes(old, old) == []
 
 
+def test_a_rule_version_is_not_part_of_a_sweeps_identity(tmp_path):
+    """A store written when the peak-aware stop's rule was at version 2 resumes under a later
+    version: the runs get new hashes (they train again), the sweep stays the same."""
+    path = sweep_file(tmp_path / "a.toml")
+    path.write_text(path.read_text().replace("[train]", "[train]\npeak_stop = 3.0"))
+    sweep = load_sweep(path)
+    assert "peak_stop_rules" not in sweep.sections["train"]
+    old = json.loads(json.dumps(sweep.sections))
+    old["train"]["peak_stop_rules"] = 2  # as identities held it before rule versions left them
+    assert section_changes(old, sweep.sections) == []
+
+
 def test_an_equal_setting_written_another_way_is_the_same_sweep(tmp_path):
     store = tmp_path / "runs.sqlite"
     run_sweep(load_sweep(sweep_file(tmp_path / "a.toml", epochs=1)), str(store))

@@ -604,9 +604,14 @@ def train(json_out: bool, out: Path | None, quiet: bool, **o: Any) -> None:
     and Adam); measure its curve, best test accuracy and t* (the epoch of the best test
     accuracy)."""
     from l2dynamics.train import train as run_train
+    from l2dynamics.train.book import layers_csv_path
 
     _check_out(out)
     cfg = validate(train_config(o))
+    if cfg.measure_layers:
+        if out is None:
+            raise L2DynError("--measure-layers needs --out: the layer rows go to STEM_layers.csv")
+        check_file_target(layers_csv_path(out), "--out")
     with _progress(quiet) as bar:
         result = run_train(cfg, progress=_bars(bar))
     summary = result.summary()

@@ -71,8 +71,8 @@ AUTOL2_DEFAULT_RULES = 3
 # The version of the peak-aware stop's rule (:func:`l2dynamics.train.stopping.passed_peak`); it
 # enters the hash of every run with ``peak_stop`` set, for the same reason: 1, past the paper's
 # t* alone (it stopped a run at step 1 whose accuracy at step 0 happened to be its best); 2, also
-# past the near-peak interval of the toolkit's t* (:func:`l2dynamics.results.near_peak`); 3, also
-# past the time the training accuracy first reached its best (it stopped a CNN at step 3).
+# past the near-peak interval of the toolkit's t* (:func:`l2dynamics.results.near_peak`); 3, and
+# no peak within the first epoch (``stopping.MIN_PEAK_EPOCHS``: it stopped a CNN at step 3).
 PEAK_STOP_RULES = 3
 # The full test set of each data set (examples): the standard error of a test accuracy, and so
 # the toolkit's t*, depends on it.

@@ -113,6 +113,12 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return out
 
 
+# Keys of :func:`config_dict` that name the version of a rule: in a run's hash (a run trained
+# under older rules is not current), not in a sweep's identity (a store resumed after a rule
+# changed keeps its sweep; its runs get new hashes, as after a change of grid).
+RULE_VERSIONS = ("autol2_default_rules", "peak_stop_rules")
+
+
 def run_hash(cfg: TrainConfig) -> str:
     """A stable identifier of a run: sha256 of its canonical JSON configuration (16 hex)."""
     text = json.dumps(config_dict(cfg), sort_keys=True, separators=(",", ":"))
@@ -130,15 +136,25 @@ def sweep_sections(base: TrainConfig, budget: Mapping[str, Any]) -> dict[str, An
     ``[budget]`` table as written (its rules are not fields of a run)."""
     shared = config_dict(base)
     data, model = shared.pop("data"), shared.pop("model")
-    train = {k: v for k, v in shared.items() if k not in FIXED_PER_RUN}
+    train = {k: v for k, v in shared.items() if k not in FIXED_PER_RUN + RULE_VERSIONS}
     budget = {k: _plain_number(v) for k, v in budget.items()}
     return {"data": data, "model": model, "train": train, "budget": budget}
 
 
 def section_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """The keys where two identities (:func:`sweep_sections`) differ, dotted and sorted, each
-    as ``key: old -> new`` (``(none)`` where one of them lacks it)."""
+    as ``key: old -> new`` (``(none)`` where one of them lacks it). Rule versions
+    (:data:`RULE_VERSIONS`), which identities written before they were left out may hold, are
+    not compared."""
+    old, new = _without_rule_versions(old), _without_rule_versions(new)
     return [f"{k}: {_show(a)} -> {_show(b)}" for k, a, b in _differences(old, new, "")]
+
+
+def _without_rule_versions(sections: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(sections)
+    if isinstance(out.get("train"), Mapping):
+        out["train"] = {k: v for k, v in out["train"].items() if k not in RULE_VERSIONS}
+    return out
 
 
 def _differences(old: Any, new: Any, prefix: str) -> list[tuple[str, Any, Any]]:

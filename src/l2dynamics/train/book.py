@@ -96,7 +96,7 @@ class RunResult:
         the path. Raises ValueError for a run without them."""
         if self.layers is None:
             raise ValueError("this run did not measure layers (measure_layers)")
-        path = Path(curve_path).with_name(f"{Path(curve_path).stem}_layers.csv")
+        path = layers_csv_path(curve_path)
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(LAYER_COLUMNS)
@@ -142,6 +142,11 @@ def measure_steps(cfg: TrainConfig, total_steps: int) -> np.ndarray:
     if cfg.measure == "peak":
         return peak_window(total_steps, cfg.measure_resolution)
     return log_spaced(total_steps, cfg.measure_resolution)
+
+
+def layers_csv_path(curve_path: str | os.PathLike) -> Path:
+    """Where a run's per-layer CSV goes beside its curve: ``curve.csv`` → ``curve_layers.csv``."""
+    return Path(curve_path).with_name(f"{Path(curve_path).stem}_layers.csv")
 
 
 def physical_times(cfg: TrainConfig, steps: Any, total_steps: int, batch: int, n: int) -> Any:

@@ -167,8 +167,9 @@ def _prediction(settings: dict[str, Any], fit: PowerFit | None) -> dict[str, Any
 def _in_timescales(table: pd.DataFrame, runs: pd.DataFrame) -> dict[str, Any] | None:
     """t* of the fitted runs in units of their optimizer's timescale τ_epoch
     (:func:`l2dynamics.config.timescale_epochs`): median and range over those runs, and the
-    optimizers they used. t*/τ_epoch is c for SGD without momentum, and the one number that
-    compares optimizers whose decay per step differs at the same η·λ (SPEC §6)."""
+    optimizers they used. For SGD without momentum t*/τ_epoch = c·M (c = t*·η·λ, M steps per
+    epoch); it is the one number that compares optimizers whose decay per step differs at the
+    same η·λ (SPEC §6)."""
     if "tau_epoch" not in table:
         return None
     fitted = table[usable_for_fit(table)]
