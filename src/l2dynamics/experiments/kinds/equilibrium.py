@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from l2dynamics.analysis.equilibrium import (
+    TOLERANCE,
     equilibrium_table,
     fit_time_to_equilibrium,
     plot_equilibrium,
@@ -45,14 +46,20 @@ def equilibrium(
     ratios = ratios[np.isfinite(ratios)]
     never = table[~np.isfinite(table["t_eq"])] if len(table) else table
     if len(never):
-        notes.append(f"{len(never)} run(s) never stayed within 10% of their equilibrium angle")
+        notes.append(
+            f"{len(never)} run(s) never stayed within {TOLERANCE:.0%} of their equilibrium angle"
+        )
     summary = {
         "n_layer_runs": int(len(table)),
         "ratio_median": rounded(float(np.median(ratios))) if len(ratios) else None,
         "ratio_range": [rounded(float(ratios.min())), rounded(float(ratios.max()))]
         if len(ratios)
         else None,
-        "ratios": {f"{r.lam:g}": rounded(r.ratio) for r in table.itertuples()},
+        # one entry per run, so runs sharing a λ (other η, seeds) do not overwrite each other
+        "ratios": {
+            f"eta={r.eta:g}, lam={r.lam:g}, run={r.hash}": rounded(r.ratio)
+            for r in table.itertuples()
+        },
         "t_eq_slope": rounded(fit["slope"]),
         "t_eq_slope_ci": [rounded(v) for v in fit["slope_ci"]] if fit["slope_ci"] else None,
         "t_eq_prefactor": rounded(fit["prefactor"]),
@@ -62,8 +69,8 @@ def equilibrium(
     png = plot_equilibrium(table, layers, fit, out / f"{exp.figure}.png", title=exp.title)
     caption = (
         "(a) angle per step of the BatchNorm-fed kernels (mean over them) vs steps·η·λ, dashed: "
-        "the rotational-equilibrium prediction; (b) steps to stay within 10% of the measured "
-        "equilibrium angle vs 1/(η·λ), with the power-law fit"
+        "the rotational-equilibrium prediction; (b) steps to stay within "
+        f"{TOLERANCE:.0%} of the measured equilibrium angle vs 1/(η·λ), with the power-law fit"
     )
     return Outcome(summary, [(caption, png)], {"equilibrium": table}, notes)
 
