@@ -15,7 +15,8 @@ def test_equilibrium_kind_reports_ratios_and_the_time_slope(tmp_path):
     s = got.summary
     assert s["n_layer_runs"] == 3 and s["ratio_median"] == pytest.approx(1.05, rel=1e-3)
     assert s["t_eq_slope"] == pytest.approx(1.0, abs=0.05) and len(s["t_eq_slope_ci"]) == 2
-    keys = {f"eta=0.05, lam={lam:g}, run={h}" for lam, h in zip(runs["lam"], runs["hash"])}
+    pairs = zip(runs["lam"], runs["hash"], strict=True)
+    keys = {f"eta=0.05, lam={lam:g}, run={h}" for lam, h in pairs}
     assert set(s["ratios"]) == keys and len(keys) == 3
     assert got.figures[0][1].exists() and len(got.tables["equilibrium"]) == 3
     empty = analyse(experiment("equilibrium"), runs, layers.iloc[:0], tmp_path, None)
