@@ -6,7 +6,6 @@ import dataclasses
 import pytest
 
 import l2dynamics.sweep.chunks as chunks
-from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
 from l2dynamics.sweep.plan import lpt_makespan, pool_lanes
 from l2dynamics.sweep.spec import run_hash
 from l2dynamics.train.cost import (
@@ -19,19 +18,12 @@ from l2dynamics.train.cost import (
 )
 from l2dynamics.train.run import build_program, load_data
 from l2dynamics.train.vector import hand_over_tail, tail_saving, train_vectorized
+from test_vector import BASE  # the small FC on digits that the pool tests train
 
 # seconds per pool step: flat (extra lanes cost nothing, as on an idle accelerator), and the
 # CPU model's shape w + a, but measured (seconds) and with a free hand-over
 FLAT = StepCost(((1, 0.01), (8, 0.01), (64, 0.01)), handover=1.0, unit="seconds")
 LINEAR = StepCost(((1, 1 + LANE_OVERHEAD), (64, 64 + LANE_OVERHEAD)), 0.0, "seconds")
-BASE = TrainConfig(
-    data=DataConfig("digits", n_train=128, n_test=200),
-    model=ModelConfig("fc", {"depth": 2, "width": 32}),
-    eta=0.5,
-    lam=0.01,
-    budget_c=0.3,
-    batch_size=32,
-)
 
 
 def test_the_cpu_model_is_w_plus_the_lane_overhead_and_keeps_todays_tail_price():

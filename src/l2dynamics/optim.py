@@ -84,17 +84,7 @@ def sgd_l2(
         ``hyperparams["l2"]`` and ``hyperparams["momentum"]`` as float32 arrays; change them
         with :func:`set_hyperparams`.
     """
-    buffered = momentum != 0 if heavy_ball is None else heavy_ball
-
-    def chain(learning_rate, l2, momentum):
-        momentum_buffer = [optax.trace(decay=momentum)] if buffered else []
-        return optax.chain(
-            optax.add_decayed_weights(l2, mask),
-            *momentum_buffer,
-            optax.scale_by_learning_rate(learning_rate),
-        )
-
-    return _injected(chain, learning_rate=learning_rate, l2=l2, momentum=momentum)
+    return _sgd(learning_rate, l2, momentum, mask, heavy_ball, decoupled=False)
 
 
 def _injected(chain: Callable[..., Any], **hyper: float) -> optax.GradientTransformationExtraArgs:
@@ -119,15 +109,27 @@ def sgdw(
 
     Args and state as :func:`sgd_l2`; λ is the weight decay per unit of η (per step: η·λ).
     """
+    return _sgd(learning_rate, l2, momentum, mask, heavy_ball, decoupled=True)
+
+
+def _sgd(
+    learning_rate: float,
+    l2: float,
+    momentum: float,
+    mask: Callable[[Any], Any] | None,
+    heavy_ball: bool | None,
+    *,
+    decoupled: bool,
+) -> optax.GradientTransformationExtraArgs:
+    """The SGD chain of :func:`sgd_l2` (λθ added before the momentum buffer) or of :func:`sgdw`
+    (after it, ``decoupled``), then −η."""
     buffered = momentum != 0 if heavy_ball is None else heavy_ball
 
     def chain(learning_rate, l2, momentum):
-        momentum_buffer = [optax.trace(decay=momentum)] if buffered else []
-        return optax.chain(
-            *momentum_buffer,
-            optax.add_decayed_weights(l2, mask),
-            optax.scale_by_learning_rate(learning_rate),
-        )
+        decay = [optax.add_decayed_weights(l2, mask)]
+        buffer = [optax.trace(decay=momentum)] if buffered else []
+        parts = buffer + decay if decoupled else decay + buffer
+        return optax.chain(*parts, optax.scale_by_learning_rate(learning_rate))
 
     return _injected(chain, learning_rate=learning_rate, l2=l2, momentum=momentum)
 
