@@ -175,15 +175,7 @@ def adam_l2(
         An optax transformation whose state holds ``hyperparams["learning_rate"]`` and
         ``hyperparams["l2"]`` (float32 arrays; no ``"momentum"``).
     """
-
-    def chain(learning_rate, l2):
-        return optax.chain(
-            optax.add_decayed_weights(l2, mask),
-            _scale_by_adam(b1, b2, eps),
-            optax.scale_by_learning_rate(learning_rate),
-        )
-
-    return _injected(chain, learning_rate=learning_rate, l2=l2)
+    return _adam(learning_rate, l2, b1, b2, eps, mask, decoupled=False)
 
 
 def adamw(
@@ -200,13 +192,27 @@ def adamw(
     multiplies θ by ``1 − η·λ`` and then takes the Adam step, which does not depend on θ: the
     same update. Args and state as :func:`adam_l2`, λ being the decay per unit of η.
     """
+    return _adam(learning_rate, l2, b1, b2, eps, mask, decoupled=True)
+
+
+def _adam(
+    learning_rate: float,
+    l2: float,
+    b1: float,
+    b2: float,
+    eps: float,
+    mask: Callable[[Any], Any] | None,
+    *,
+    decoupled: bool,
+) -> optax.GradientTransformationExtraArgs:
+    """The Adam chain of :func:`adam_l2` (λθ added before Adam's moments) or of :func:`adamw`
+    (after them, ``decoupled``), then −η."""
 
     def chain(learning_rate, l2):
-        return optax.chain(
-            _scale_by_adam(b1, b2, eps),
-            optax.add_decayed_weights(l2, mask),
-            optax.scale_by_learning_rate(learning_rate),
-        )
+        decay = [optax.add_decayed_weights(l2, mask)]
+        adam = [_scale_by_adam(b1, b2, eps)]
+        parts = adam + decay if decoupled else decay + adam
+        return optax.chain(*parts, optax.scale_by_learning_rate(learning_rate))
 
     return _injected(chain, learning_rate=learning_rate, l2=l2)
 
