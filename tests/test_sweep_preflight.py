@@ -103,6 +103,13 @@ def test_bad_gpu_requests_are_refused_before_the_store_is_made(run_cli, tmp_path
     assert not store.exists()
 
 
+def test_a_gpu_request_without_ray_is_refused_before_a_figure_directory_is_made(run_cli, tmp_path):
+    out = tmp_path / "fig"
+    argv = ["reproduce", "quickstart", "--out", str(out), "--gpus-per-task", "1", "--quiet"]
+    one_line_exit_2(run_cli(argv), "add --executor ray")
+    assert not out.exists()
+
+
 TRAIN = ["train", "--n-train", "64", "--n-test", "100", "--depth", "1", "--width", "8"]
 TRAIN += ["--epochs", "1", "--quiet"]
 

@@ -1073,8 +1073,10 @@ def reproduce(
     the CSV numbers behind it, summary.json and a self-contained report.html."""
     _ray_driver(executor)
     from l2dynamics.experiments import ReproduceRequest, runner
+    from l2dynamics.sweep.runner import check_executor
 
     run = runner(figure)
+    check_executor(executor, gpus_per_task)  # before the output directory exists
     out_dir = out_dir if out_dir is not None else Path(f"reproduce-{figure}-{scale}")
     check_dir_target(out_dir, "--out")
     out_dir.mkdir(exist_ok=True)

@@ -168,6 +168,21 @@ def run_sweep(
     return report
 
 
+def check_executor(executor: str, gpus_per_task: float | None) -> None:
+    """Refuse, in one line naming the option, an unknown executor, Ray when it does not import,
+    a GPU request Ray cannot schedule, or ``--gpus-per-task`` without Ray (checked before any
+    output is written: a sweep's store, a figure's directory)."""
+    if executor not in EXECUTORS:
+        raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
+    if executor == "ray":
+        from l2dynamics.sweep.ray_executor import check_gpus_per_task, require_ray  # when asked
+
+        require_ray()
+        check_gpus_per_task(gpus_per_task)
+    elif gpus_per_task is not None:
+        raise L2DynError("--gpus-per-task applies to Ray tasks: add --executor ray")
+
+
 def _preflight(
     sweep: Sweep,
     executor: str,
@@ -181,15 +196,7 @@ def _preflight(
     cluster (``ray`` = (address, GPUs per task)) and return what each task asks of it (else
     None)."""
     address, gpus_per_task = ray
-    if executor not in EXECUTORS:
-        raise L2DynError(f"unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
-    if executor == "ray":
-        from l2dynamics.sweep.ray_executor import check_gpus_per_task, require_ray  # when asked
-
-        require_ray()
-        check_gpus_per_task(gpus_per_task)
-    elif gpus_per_task is not None:
-        raise L2DynError("--gpus-per-task applies to Ray tasks: add --executor ray")
+    check_executor(executor, gpus_per_task)
     for cfg in sweep.runs:
         try:
             validate_for_data(cfg, ctx.dataset(cfg).n_train, short_budget=short_budgets)
