@@ -121,6 +121,21 @@ POOL_BOOK_STEPS = 10_000  # budget cap of the lanes whose stepping is timed
 TF32_REL_ERR = 1e-5  # f32 products err ~1e-7 relative; TF32's 10-bit mantissa ~1e-4
 
 
+def one_run_setup(cfg: Any, ds: Any) -> tuple[Any, Any, S.Hyper, float]:
+    """The program, initial state and hyperparameters of one run of ``cfg`` on ``ds``, and the
+    seconds that building the program and the state took (the jitted init compiles then)."""
+    t0 = time.perf_counter()
+    program = build_program(cfg, ds)
+    state = init_state(cfg, program)
+    setup_s = time.perf_counter() - t0
+    return (
+        program,
+        state,
+        S.Hyper(jnp.float32(cfg.eta), jnp.float32(cfg.lam), jnp.int32(10**6)),
+        setup_s,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Scale:
     """The sizes of one mode: paper (an accelerator) or reduced (a CPU smoke test)."""
@@ -501,11 +516,7 @@ class Check:
         sweep = paper_sweep("fig2", self.scale.fig2, self.data_dir)
         cfg = first_with_l2(sweep)
         ds, source = self.dataset(cfg)
-        t0 = time.perf_counter()
-        program = build_program(cfg, ds)
-        state = init_state(cfg, program)
-        setup_s = time.perf_counter() - t0
-        hyper = S.Hyper(jnp.float32(cfg.eta), jnp.float32(cfg.lam), jnp.int32(10**6))
+        program, state, hyper, setup_s = one_run_setup(cfg, ds)
         x = program.data.x_train[: program.spec.batch_size]
         flops = count_flops(program, state.params, x)
         t = self.time_steps(program, state, hyper, max(1.0, deadline.left() - 5))
@@ -679,11 +690,7 @@ class Check:
             bn = "with" if o.get("batch_norm") else "no"
             name = f"CNN {o['channels']} channels, {bn} BatchNorm ({label})"
         ds, source = self.dataset(cfg)
-        t0 = time.perf_counter()
-        program = build_program(cfg, ds)
-        state = init_state(cfg, program)
-        setup_s = time.perf_counter() - t0
-        hyper = S.Hyper(jnp.float32(cfg.eta), jnp.float32(cfg.lam), jnp.int32(10**6))
+        program, state, hyper, setup_s = one_run_setup(cfg, ds)
         batch = program.spec.batch_size
         flops = count_flops(program, state.params, program.data.x_train[:batch])
         t = self.time_steps(program, state, hyper, max(0.5, deadline.left() / 3))

@@ -32,15 +32,9 @@ from l2dynamics.train.run import (
     train_with_book,
 )
 from l2dynamics.train.vector import Pool, train_vectorized
+from test_vector import BASE
 
-FC = TrainConfig(
-    data=DataConfig("digits", n_train=128, n_test=200),
-    model=ModelConfig("fc", {"depth": 2, "width": 32}),
-    eta=0.5,
-    lam=0.01,
-    budget_c=0.3,
-    batch_size=32,
-)
+FC = BASE  # the small FC on digits that the pool tests train
 # Five runs: on four devices the pool is padded to eight lanes, three of them empty.
 POOL = [dataclasses.replace(FC, eta=e, lam=lam) for e in (0.3, 1.0) for lam in (0.01, 0.03)]
 POOL.append(dataclasses.replace(FC, eta=0.3, seed=1, momentum=0.5))

@@ -19,6 +19,20 @@ from l2dynamics.optim import (
 )
 
 
+def _injected_step(tx, data_loss, traces):
+    """One jitted step of ``tx`` that sets η and λ as run-time values; ``traces`` counts its
+    compilations."""
+
+    @jax.jit
+    def step(params, state, lr, lam):
+        traces.append(1)
+        state = set_hyperparams(state, learning_rate=lr, l2=lam)
+        updates, state = tx.update(jax.grad(data_loss)(params), state, params)
+        return optax.apply_updates(params, updates), state
+
+    return step
+
+
 def _problem(seed=0):
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     params = {
@@ -95,13 +109,7 @@ def test_hyperparameters_are_arrays_changed_without_recompiling():
     params, data_loss = _problem()
     tx = sgd_l2(0.1, 0.0)
     traces = []
-
-    @jax.jit
-    def step(params, state, lr, lam):
-        traces.append(1)
-        state = set_hyperparams(state, learning_rate=lr, l2=lam)
-        updates, state = tx.update(jax.grad(data_loss)(params), state, params)
-        return optax.apply_updates(params, updates), state
+    step = _injected_step(tx, data_loss, traces)
 
     state = tx.init(params)
     for lr, lam in [(0.1, 0.0), (0.5, 0.01), (0.05, 1e-4)]:
@@ -250,13 +258,7 @@ def test_every_optimizer_takes_eta_and_lam_at_run_time_without_recompiling(optim
     params, data_loss = _problem()
     tx = run_optimizer(TrainConfig(optimizer=optimizer, eta=0.1))
     traces = []
-
-    @jax.jit
-    def step(params, state, lr, lam):
-        traces.append(1)
-        state = set_hyperparams(state, learning_rate=lr, l2=lam)
-        updates, state = tx.update(jax.grad(data_loss)(params), state, params)
-        return optax.apply_updates(params, updates), state
+    step = _injected_step(tx, data_loss, traces)
 
     state, moved = tx.init(params), []
     for lr, lam in [(0.1, 0.0), (0.1, 0.5), (0.05, 1e-4)]:
