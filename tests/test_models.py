@@ -329,6 +329,66 @@ def test_cnn_too_small_input_names_the_pool():
         jax.eval_shape(CNN(channels=2, dense=2).init, KEY, jnp.zeros((1, 8, 8, 1)))
 
 
+@pytest.mark.parametrize("window,stride,spatial", [(2, 2, 8), (2, 2, 7), (3, 3, 10), (3, 2, 9)])
+def test_window_max_pool_equals_flax_max_pool_and_its_gradient(window, stride, spatial):
+    """Same values and, without ties (continuous random input), bit-equal gradients."""
+    from flax import linen as nn
+
+    from l2dynamics.models.cnn import window_max_pool
+
+    h = jax.random.normal(KEY, (2, spatial, spatial, 3))
+
+    def flax_pool(x):
+        return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
+
+    def mine(x):
+        return window_max_pool(x, window, stride)
+
+    out, back = jax.vjp(mine, h)
+    ref, back_ref = jax.vjp(flax_pool, h)
+    g = jax.random.normal(jax.random.key(1), ref.shape)
+    assert out.shape == ref.shape and np.array_equal(out, ref)
+    assert np.array_equal(back(g)[0], back_ref(g)[0])
+
+
+def test_the_cnns_gradient_is_unchanged_by_its_pool_formulation():
+    """After a ReLU a window's ties are zeros; select-and-scatter and the reshape's max split
+    their gradient differently, and the ReLU drops it: the CNN's gradients are bit-equal."""
+    from flax import linen as nn
+
+    class FlaxPoolCNN(CNN):
+        def _pool(self, h):
+            return nn.max_pool(h, (2, 2), strides=(2, 2), padding="VALID")
+
+    x = jax.random.normal(KEY, (4, 16, 16, 1))
+    params = CNN(channels=4, dense=8).init(FAST_KEY, x)["params"]
+
+    def grad(cls):
+        def loss(p):
+            return jnp.sum(cls(channels=4, dense=8).apply({"params": p}, x) ** 2)
+
+        return jax.grad(loss)(params)
+
+    for a, b in zip(jax.tree.leaves(grad(CNN)), jax.tree.leaves(grad(FlaxPoolCNN)), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_tied_zeros_after_a_relu_get_the_same_gradient():
+    from flax import linen as nn
+
+    from l2dynamics.models.cnn import window_max_pool
+
+    z = jax.random.normal(KEY, (2, 8, 8, 3)) - 1.0  # most windows are all negative
+    windows = np.asarray(z).reshape(2, 4, 2, 4, 2, 3).max(axis=(2, 4))
+    assert (windows < 0).sum() > 10  # ties of zeros after the ReLU
+
+    def grad(pool):
+        return jax.grad(lambda v: jnp.sum(jnp.sin(pool(jax.nn.relu(v)))))(z)
+
+    flax_pool = partial(nn.max_pool, window_shape=(2, 2), strides=(2, 2), padding="VALID")
+    assert np.array_equal(grad(partial(window_max_pool, window=2, stride=2)), grad(flax_pool))
+
+
 # ---------------------------------------------------------------- registry errors
 
 

@@ -27,6 +27,27 @@ def cnn_spatial_size(size: int, window: int, stride: int) -> int:
     return pooled_size(pooled_size(size - 2, window, stride) - 2, window, stride)
 
 
+def window_max_pool(h: jax.Array, window: int, stride: int) -> jax.Array:
+    """VALID max-pool of ``(B, H, W, C)`` over ``window``² windows at ``stride``: shape
+    ``(B, pooled_size(H), pooled_size(W), C)``.
+
+    Non-overlapping windows (``window == stride``, the paper's 2×2/2) are a reshape to
+    ``(B, H', window, W', window, C)`` and a max over the window axes; others flax's
+    ``nn.max_pool`` (``lax.reduce_window``). Why: on XLA:CPU the gradient of ``reduce_window``
+    is a select-and-scatter that costs a large share of the CNN's step, while the reshape's is a
+    comparison with the maximum that XLA fuses (``benchmarks/perf_pool.py``). Same maximum; the
+    same gradient except in a window with several equal maxima, where select-and-scatter gives it
+    all to the first and the reshape splits it evenly. After a ReLU such ties are zeros, whose
+    gradient the ReLU then drops, so the CNN's gradients are the same.
+    """
+    if window != stride:
+        return nn.max_pool(h, (window, window), strides=(stride, stride), padding="VALID")
+    batch, height, width, channels = h.shape
+    rows, cols = height // window, width // window  # pooled_size when window == stride
+    h = h[:, : rows * window, : cols * window, :]
+    return h.reshape(batch, rows, window, cols, window, channels).max(axis=(2, 4))
+
+
 class CNN(nn.Module):
     """The paper's CNN, written exactly as SPEC §5 lists it (3×3 kernels throughout)::
 
@@ -97,8 +118,7 @@ class CNN(nn.Module):
         return activation_fn(self.activation)(h)
 
     def _pool(self, h: jax.Array) -> jax.Array:
-        window, stride = (self.pool_window,) * 2, (self.pool_stride,) * 2
-        return nn.max_pool(h, window, strides=stride, padding="VALID")
+        return window_max_pool(h, self.pool_window, self.pool_stride)
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
