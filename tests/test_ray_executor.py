@@ -255,3 +255,46 @@ def test_tasks_ask_for_a_gpu_where_the_cluster_has_them(resources, gpus, asked):
 def test_gpu_requests_ray_cannot_schedule_are_refused(resources, gpus, culprit):
     with pytest.raises(L2DynError, match=culprit):
         task_options(resources, gpus)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once closed
+
+
+@pytest.mark.parametrize(
+    "address, message",
+    [
+        ("127.0.0.1:{closed}", "no Ray cluster answers there"),
+        ("ray://127.0.0.1:{closed}", "no Ray cluster answers there"),
+        ("nonsense", "not HOST:PORT"),
+        ("10.0.0.1:port", "not HOST:PORT"),
+    ],
+)
+def test_a_bad_cluster_address_is_one_line_before_the_store_is_made(
+    tmp_path, monkeypatch, address, message
+):
+    """Ray alone retries an address where nothing listens for minutes, then prints its own
+    traceback; the sweep refuses it in one line naming --address, and writes nothing."""
+    ray = pytest.importorskip("ray")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh `l2dyn sweep`
+    monkeypatch.setattr(ray, "init", lambda **kw: pytest.fail("ray.init reached"))
+    store = tmp_path / "ray.sqlite"
+    address = address.format(closed=_closed_port())
+    with pytest.raises(L2DynError, match=f"--address {address}: {message}"):
+        run_sweep(sweep_of(tmp_path, "[0.5]"), str(store), executor="ray", address=address)
+    assert not store.exists()
+
+
+def test_an_address_that_answers_is_left_to_ray():
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        ray_executor.check_address(f"127.0.0.1:{server.getsockname()[1]}")
+    for address in (None, "auto", "local"):
+        ray_executor.check_address(address)

@@ -25,6 +25,7 @@ width, in its worker) for its pool's tail hand-over.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,8 @@ from l2dynamics.sweep.chunks import Chunk, Context, train_chunk
 from l2dynamics.train.run import RunResult
 
 MAX_RETRIES = 2
+# How long a cluster address may take to accept a TCP connection (seconds; check_address)
+ADDRESS_TIMEOUT_S = 5.0
 CPUS_PER_TASK = 1
 GPUS_PER_TASK = 1  # on a cluster with GPUs; see task_options
 # JAX's default share of a GPU's memory (XLA_PYTHON_CLIENT_MEM_FRACTION), split between the
@@ -116,10 +119,38 @@ def connect(address: str | None, gpus_per_task: float | None = None) -> dict:
     """
     ray = _import_ray()
     if not ray.is_initialized():
-        ray.init(
-            address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
-        )
+        check_address(address)
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise L2DynError(
+                f"--address {address}: cannot join a Ray cluster there ({first})"
+            ) from None
     return task_options(ray.cluster_resources(), gpus_per_task)
+
+
+def check_address(address: str | None, timeout_s: float = ADDRESS_TIMEOUT_S) -> None:
+    """Raise :class:`L2DynError` unless a cluster address ``HOST:PORT`` (or ``ray://HOST:PORT``)
+    accepts a TCP connection within ``timeout_s`` seconds. Why: Ray retries an address where
+    nothing listens for minutes before it fails. ``None`` (a local cluster) and Ray's own words
+    (``auto``, ``local``) are left to Ray."""
+    if address is None or address in ("auto", "local"):
+        return
+    where = address.removeprefix("ray://")
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        raise L2DynError(f"--address {address}: not HOST:PORT (e.g. 10.0.0.1:6379) or 'auto'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise L2DynError(f"--address {address}: no Ray cluster answers there ({reason})") from None
 
 
 def run_chunks_on_ray(
