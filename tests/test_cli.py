@@ -293,7 +293,7 @@ NOT_FIELDS = {
 OWN_DEFAULTS = {
     "train": {"lam": None, "budget_c": None},  # then CLI_LAM (or 0: AutoL2's preset), CLI_BUDGET_C
     "predict-l2": {
-        "lam": config.CAL_LAM,
+        "lam": None,  # then config.calibration_lam of the optimizer and η
         "budget_c": config.MAX_C,
         "peak_stop": config.PEAK_STOP,
         "budget_epochs": 1.0,  # given below (required)

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from l2dynamics.analysis.fits import c_from_run
-from l2dynamics.config import DataConfig, ModelConfig, TrainConfig
+from l2dynamics.config import (
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    timescale_epochs,
+    timescale_steps,
+)
 from l2dynamics.errors import ConfigError
 from l2dynamics.predict import calibration_config, predict_l2, prediction_from_run
 from l2dynamics.results import near_peak
@@ -110,6 +116,43 @@ def test_calibration_config_replaces_budget_schedule_and_autol2():
     assert cfg.momentum == 0.9 and cfg.data == BASE.data and cfg.model == BASE.model
 
 
+@pytest.mark.parametrize(
+    "optimizer,eta,lam",
+    [("sgd", 0.1, 0.01), ("sgdw", 0.5, 0.01), ("adam", 1e-3, 1.0), ("adamw", 4e-3, 0.25)],
+)
+def test_the_default_calibration_lambda_follows_the_optimizer(optimizer, eta, lam):
+    """The SGDs calibrate at the authors' λ; the Adams at η·λ = 1e-3 (τ_iter = 1,000 steps)."""
+    base = dataclasses.replace(BASE, optimizer=optimizer, eta=eta)
+    cfg = calibration_config(base)
+    assert cfg.lam == pytest.approx(lam) and cfg.optimizer == optimizer
+    if optimizer.startswith("adam"):
+        assert timescale_steps(cfg) == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize("optimizer,momentum", [("sgd", 0.9), ("sgdw", 0.9), ("adamw", 0.0)])
+def test_the_prediction_in_the_optimizers_timescale(optimizer, momentum):
+    """t*/τ_epoch of the calibration, and the planned run's τ_epoch at λ_pred is T/(t*/τ_epoch):
+    λ_pred = c/(η·T) puts the peak at T under t* ∝ τ_epoch for every optimizer."""
+    result = _result(0.2, 0.01, 20)
+    cfg = dataclasses.replace(result.config, optimizer=optimizer, momentum=momentum)
+    result = dataclasses.replace(result, config=cfg)
+    p = prediction_from_run(result, 400.0, eta=0.1)
+    assert p.optimizer == optimizer
+    assert p.c_tau_epoch == pytest.approx(p.t_star_epochs / timescale_epochs(cfg))
+    assert p.tau_epoch_pred == pytest.approx(400.0 / p.c_tau_epoch)
+    planned = dataclasses.replace(cfg, eta=0.1, lam=p.lam_pred)
+    assert p.c_tau_epoch * timescale_epochs(planned) == pytest.approx(400.0)
+    assert p.lam_pred == pytest.approx(p.c / (0.1 * 400.0))  # the same λ as SGD's rule
+
+
+def test_a_coupled_adam_calibration_says_its_timescale_is_nominal():
+    result = _result(1e-3, 1.0, 20)
+    cfg = dataclasses.replace(result.config, optimizer="adam")
+    p = prediction_from_run(dataclasses.replace(result, config=cfg), 400.0)
+    assert any("nominal" in n for n in p.notes)
+    assert not any("nominal" in n for n in prediction_from_run(result, 400.0).notes)
+
+
 # -- one real calibration on tiny digits ------------------------------------------------------
 
 
@@ -188,6 +231,18 @@ def _sweep_file(tmp_path, etas):
     return path
 
 
+def test_cli_calibrates_adamw_at_its_own_default_lambda(run_cli):
+    """`predict-l2 --optimizer adamw`: a real AdamW calibration at λ = 1e-3/η."""
+    argv = [a for a in TINY if a not in ("--lam", str(CAL_LAM))]
+    argv[argv.index("--eta") + 1] = "0.01"
+    code, stdout, _ = run_cli([*argv, "--optimizer", "adamw", "--beta2", "0.99", "--json"])
+    assert code in (0, None)
+    out = json.loads(stdout)
+    assert out["optimizer"] == "adamw" and out["cal_lam"] == pytest.approx(0.1)
+    assert out["lam_pred"] == pytest.approx(out["c"] / (0.01 * 200))
+    assert out["tau_epoch_pred"] == pytest.approx(200 / out["c_tau_epoch"])
+
+
 def test_cli_sweep_file_sets_the_setup(run_cli, tmp_path, monkeypatch, calibration):
     seen = []
 
@@ -225,6 +280,10 @@ def _one_line_exit_2(code, stdout, stderr, culprit):
         (["--budget-c", "0"], "--budget-c"),
         (["--max-epochs", "-1"], "--max-epochs"),
         (["--epochs", "5"], "--epochs"),  # a train option predict-l2 does not take
+        (["--optimizer", "lion"], "optimizer"),
+        (["--optimizer", "adamw", "--beta1", "1"], "beta1"),
+        (["--optimizer", "adamw", "--eps", "0"], "eps"),
+        (["--beta1", "0.9"], "beta1"),  # sgd takes no β₁
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(run_cli, extra, culprit):
@@ -251,10 +310,10 @@ def test_calibration_defaults_are_one_set_of_constants():
 
     from l2dynamics import cli, config, predict
 
-    wanted = {"lam": config.CAL_LAM, "peak_stop": config.PEAK_STOP, "max_c": config.MAX_C}
+    wanted = {"lam": None, "peak_stop": config.PEAK_STOP, "max_c": config.MAX_C}  # None: below
     for fn in (predict.predict_l2, predict.calibration_config):
         params = inspect.signature(fn).parameters
         assert {k: params[k].default for k in wanted} == wanted
     options = {p.name: p.default for p in cli.app.commands["predict-l2"].params}
-    assert options["lam"] == config.CAL_LAM and options["peak_stop"] == config.PEAK_STOP
+    assert options["lam"] is None and options["peak_stop"] == config.PEAK_STOP
     assert options["budget_c"] == config.MAX_C  # --budget-c is the calibration's max_c

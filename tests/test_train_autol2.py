@@ -143,6 +143,22 @@ def test_the_scale_aware_start_in_the_script_convention_is_half_the_sms():
     assert controller_options(paper).lam0 == 0.1  # the authors' λ values carry over unchanged
 
 
+@pytest.mark.parametrize(
+    "optimizer,momentum", [("sgd", 0.9), ("sgdw", 0.9), ("sgdw", 0.0), ("adamw", 0.0)]
+)
+def test_the_scale_aware_start_puts_the_decays_timescale_at_the_horizon(optimizer, momentum):
+    """Every optimizer starts where its decay's timescale τ_iter(λ₀) is the budget (when that
+    is under the reaction bound): SGDW's and AdamW's decay acts at η·λ whatever the momentum."""
+    from l2dynamics.config import timescale_steps
+    from l2dynamics.train.run import controller_options
+
+    cfg = dataclasses.replace(CFG, lam=0.0, optimizer=optimizer, momentum=momentum)
+    lam0 = controller_options(cfg, budget_steps=300).lam0
+    assert timescale_steps(dataclasses.replace(cfg, lam=lam0)) == pytest.approx(300)
+    expected = (1 - momentum) if optimizer == "sgd" else 1.0
+    assert lam0 == pytest.approx(expected / (cfg.eta * 300))
+
+
 def test_the_budget_aware_start_is_three_times_the_predicted_lambda():
     cfg = dataclasses.replace(CFG, lam=0.0, autol2_lam_pred=2e-3, budget_epochs=2)
     assert train(cfg).curve["lam_now"][0] == pytest.approx(6e-3, rel=1e-6)

@@ -36,6 +36,7 @@ from l2dynamics.config import (
     ADAM_DEFAULTS,
     AUTOL2_MEASURES,
     AUTOL2_PRESETS,
+    CAL_ETA_LAM_ADAM,
     CAL_LAM,
     CHECKPOINT_EVERY_S,
     CLI_BUDGET_C,
@@ -643,11 +644,6 @@ def _defaults(specs: list[tuple], drop: tuple[str, ...]) -> dict[str, Any]:
 _PREDICT_DROP = (
     "--epochs",
     "--measure-layers",
-    # λ_pred for the other optimizers is issue 20's third part, not yet measured: sgd only
-    "--optimizer",
-    "--beta1",
-    "--beta2",
-    "--eps",
     "--lr-schedule",
     "--autol2",
     "--autol2-decay",
@@ -665,7 +661,10 @@ PREDICT_RUN_OPTIONS = _pick(
     RUN_OPTIONS,
     _PREDICT_DROP,
     lam=dict(
-        default=CAL_LAM, show_default=True, help="The calibration run's λ (large: short run)."
+        default=None,
+        help=f"The calibration run's λ (large: short run). Default: {CAL_LAM:g} for sgd and "
+        f"sgdw; {CAL_ETA_LAM_ADAM:g}/η for adam and adamw (decay timescale 1/(η·λ) = "
+        f"{1 / CAL_ETA_LAM_ADAM:g} steps).",
     ),
     eta=dict(help="Learning rate η (per step), of the calibration and the planned run."),
     budget_c=dict(
@@ -708,10 +707,11 @@ def predict_l2(
 ) -> None:
     """Predict the L2 coefficient for a budget of T epochs from one calibration run.
 
-    The calibration trains at a large λ (--lam, default 0.01) until its test accuracy has
-    clearly passed its peak at t* epochs, measures c = t*·η·λ (dimensionless, normalized time
-    τ; t* ≈ c/(η·λ) at any η) and prints λ_pred = c/(η·T) and the 2c/(η·T) variant for the
-    given η, with the calibration's cost as a fraction of T."""
+    The calibration trains at a large λ (--lam; default 0.01 for SGD, 1e-3/η for Adam and
+    AdamW) with the chosen --optimizer until its test accuracy has clearly passed its peak at t*
+    epochs, measures c = t*·η·λ (dimensionless, normalized time τ; t* ≈ c/(η·λ) at any η) and
+    t* in units of the optimizer's decay timescale, and prints λ_pred = c/(η·T) and the
+    2c/(η·T) variant for the given η, with the calibration's cost as a fraction of T."""
     from l2dynamics.predict import predict_l2 as run_predict
 
     checks = {
@@ -781,7 +781,8 @@ def _prediction_text(p: Any) -> str:
     how = "stopped past its peak" if p.peak_passed else "hit its cap before passing its peak"
     near = "near-peak interval: accuracy within the test set's noise of its best"
     lines = [
-        f"calibration       λ = {p.cal_lam:g}, η = {p.cal_eta:g}: {p.cal_epochs:.6g} epochs "
+        f"calibration       {p.optimizer}, λ = {p.cal_lam:g}, η = {p.cal_eta:g}: "
+        f"{p.cal_epochs:.6g} epochs "
         f"({how}), {p.wall_s:.1f} s",
         f"t* (epochs)       {p.t_star_epochs:.6g}   ({near}: {_interval(p.t_star_interval)})",
         f"t* first maximum  {p.t_star_first_max:.6g}   (the paper's t*; {res})",
@@ -789,6 +790,8 @@ def _prediction_text(p: Any) -> str:
         f"c = t*·η·λ        {p.c:.4g}   (dimensionless, τ units; {_interval(p.c_interval)}; "
         f"{p.c_first_max:.4g} from the first maximum)",
         f"c_paper = t*·λ    {p.c_paper:.4g}   (the paper's c, at η = {p.cal_eta:g} only)",
+        f"t*/τ_epoch        {p.c_tau_epoch:.4g}   (t* in units of {p.optimizer}'s decay "
+        f"timescale; τ_epoch at λ_pred: {p.tau_epoch_pred:.4g} epochs)",
         f"budget T          {p.budget_epochs:g} epochs at η = {p.eta:g}",
         f"λ_pred = c/(η·T)  {p.lam_pred:.4g}   (over the near-peak interval: "
         f"{_interval(p.lam_pred_interval)})",

@@ -100,7 +100,11 @@ CHECKPOINT_EVERY_S = 60.0
 
 # predict-l2's calibration run (:mod:`l2dynamics.predict`; here so that the CLI can show them
 # without importing JAX).
-CAL_LAM = 0.01  # the authors' calibration λ
+CAL_LAM = 0.01  # the authors' calibration λ (SGD, coupled or decoupled)
+# Adam's η is ~100× smaller than SGD's, so λ = 0.01 would calibrate over ~10⁵ steps; Adam and
+# AdamW calibrate at the λ whose decay rate per step is η·λ = 1e-3 instead: τ_iter = 1,000 steps,
+# the timescale of the authors' calibration at SGD's usual η = 0.1 (calibration_lam).
+CAL_ETA_LAM_ADAM = 1e-3
 PEAK_STOP = 3.0  # stop at >= 3·t* once test accuracy is peak_drop below its best
 MAX_C = 4.0  # cap: the calibration runs at most 4/(η·λ) epochs (τ = 4)
 
@@ -537,6 +541,26 @@ def adam_options(cfg: TrainConfig) -> tuple[float, float, float]:
     return tuple(d if v is None else v for v, d in zip(values, defaults, strict=True))
 
 
+def calibration_lam(optimizer: str, eta: float) -> float:
+    """predict-l2's default calibration λ for ``optimizer`` at learning rate η (per step):
+    :data:`CAL_LAM` for the SGDs, ``CAL_ETA_LAM_ADAM/η`` for Adam and AdamW."""
+    if optimizer in ("adam", "adamw"):
+        return CAL_ETA_LAM_ADAM / eta
+    return CAL_LAM
+
+
+def decay_rate_terms(cfg: TrainConfig) -> tuple[float, float]:
+    """``(η_l2, μ)``: the decay of ``cfg`` multiplies θ by ``1 − η_l2·λ/(1−μ)`` per step
+    (:func:`timescale_steps` says why, per optimizer): ``η_l2 = η·s`` with ``s`` the
+    convention's :data:`L2_FACTORS` for the coupled optimizers and ``η`` for the decoupled ones;
+    ``μ`` the heavy-ball momentum for coupled SGD (its buffer sums the L2 gradient too), else 0.
+    AutoL2's scale-aware start uses the same terms (:mod:`l2dynamics.autol2.start`)."""
+    if cfg.optimizer in DECOUPLED:
+        return cfg.eta, 0.0
+    momentum = cfg.momentum if cfg.optimizer == "sgd" else 0.0
+    return cfg.eta * L2_FACTORS[cfg.convention], momentum
+
+
 def timescale_steps(cfg: TrainConfig) -> float:
     """``τ_iter``: the timescale of ``cfg``'s weight decay, in steps (SPEC §6); ∞ for λ = 0.
 
@@ -558,12 +582,8 @@ def timescale_steps(cfg: TrainConfig) -> float:
     """
     if cfg.lam == 0:
         return math.inf
-    rate = cfg.eta * cfg.lam
-    if cfg.optimizer in DECOUPLED:
-        return 1.0 / rate
-    rate *= L2_FACTORS[cfg.convention]
-    momentum = cfg.momentum if cfg.optimizer == "sgd" else 0.0
-    return (1.0 - momentum) / rate
+    eta_l2, momentum = decay_rate_terms(cfg)
+    return (1.0 - momentum) / (eta_l2 * cfg.lam)
 
 
 def timescale_epochs(cfg: TrainConfig) -> float:

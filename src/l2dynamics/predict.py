@@ -8,6 +8,15 @@ to need about twice the c of a large one (the paper), so ``2c/(η·T)`` is given
 
 The paper writes ``c = t*·λ`` at its fixed η (λ_pred = c/T); that is ``c_paper = c/η`` here.
 
+Every optimizer (SPEC §6): the calibration trains the base's optimizer, and the law it assumes
+is t* ∝ the decay's timescale ``τ_epoch`` (:func:`l2dynamics.config.timescale_epochs`). Every
+optimizer's ``τ_epoch`` is ∝ 1/(η·λ) at fixed momentum, convention and batch, so the λ whose
+peak falls at T is still ``c/(η·T)``; ``c_tau_epoch = t*/τ_epoch`` states the calibration in the
+optimizer's own unit (the planned run's ``τ_epoch`` at λ_pred is ``T/c_tau_epoch``). For Adam
+with coupled L2 that timescale is nominal (Adam rescales the L2 gradient per coordinate); the
+default calibration λ of the Adams is ``CAL_ETA_LAM_ADAM/η``
+(:func:`l2dynamics.config.calibration_lam`).
+
 Cost: the calibration ends once its test accuracy has clearly passed its peak (the peak-aware
 stop, :func:`l2dynamics.train.stopping.passed_peak`), capped at ``max_c/(η·λ)`` epochs; its
 epochs divided by T is the fraction of the predicted budget it spent.
@@ -20,7 +29,14 @@ import math
 from typing import Any
 
 from l2dynamics.analysis.fits import c_from_run, predict_lambda
-from l2dynamics.config import CAL_LAM, MAX_C, PEAK_STOP, TrainConfig, validate
+from l2dynamics.config import (
+    MAX_C,
+    PEAK_STOP,
+    TrainConfig,
+    calibration_lam,
+    timescale_epochs,
+    validate,
+)
 from l2dynamics.data import Dataset
 from l2dynamics.errors import ConfigError
 from l2dynamics.progress import ProgressFn
@@ -34,6 +50,8 @@ class Prediction:
     Attributes:
         budget_epochs: the planned budget T (epochs).
         eta: the planned run's learning rate η (the λ_pred below are for this η).
+        optimizer: the optimizer of the calibration and the planned run
+            (:data:`l2dynamics.config.OPTIMIZERS`).
         cal_lam: the calibration run's λ.
         cal_eta: the calibration run's η.
         t_star_epochs: the calibration's t* (epochs): the toolkit's, the centre of the
@@ -48,6 +66,9 @@ class Prediction:
         c_first_max: c of the paper's t*.
         c_paper: ``c/η_cal = t*·λ_cal`` (epochs·λ): the paper's way of writing c, valid at
             η = ``cal_eta`` only.
+        c_tau_epoch: ``t*/τ_epoch`` of the calibration (dimensionless): t* in units of the
+            optimizer's decay timescale (:func:`l2dynamics.config.timescale_epochs`).
+        tau_epoch_pred: the planned run's τ_epoch at ``lam_pred`` (epochs), ``T/c_tau_epoch``.
         lam_pred: ``c/(η·T)``: the λ whose peak falls at the end of the budget.
         lam_pred_interval: ``c/(η·T)`` at the two ends of ``c_interval``.
         lam_pred_2c: ``2c/(η·T)``: the paper's small-λ variant.
@@ -63,6 +84,7 @@ class Prediction:
 
     budget_epochs: float
     eta: float
+    optimizer: str
     cal_lam: float
     cal_eta: float
     t_star_epochs: float
@@ -73,6 +95,8 @@ class Prediction:
     c_interval: tuple[float, float]
     c_first_max: float
     c_paper: float
+    c_tau_epoch: float
+    tau_epoch_pred: float
     lam_pred: float
     lam_pred_interval: tuple[float, float]
     lam_pred_2c: float
@@ -94,14 +118,17 @@ class Prediction:
 def calibration_config(
     base: TrainConfig,
     *,
-    lam: float = CAL_LAM,
+    lam: float | None = None,
     peak_stop: float = PEAK_STOP,
     max_c: float = MAX_C,
     max_epochs: float | None = None,
 ) -> TrainConfig:
-    """The calibration run: ``base`` (data, model, η, batch, …) at λ = ``lam``, constant η,
-    no AutoL2, stopped ``peak_stop``·t* past its peak, at most ``max_c/(η·λ)`` epochs (capped
-    by ``max_epochs``). Raises :class:`~l2dynamics.errors.ConfigError` on bad values."""
+    """The calibration run: ``base`` (data, model, optimizer, η, batch, …) at λ = ``lam``
+    (None: :func:`~l2dynamics.config.calibration_lam` of its optimizer and η), constant η, no
+    AutoL2, stopped ``peak_stop``·t* past its peak, at most ``max_c/(η·λ)`` epochs (capped by
+    ``max_epochs``). Raises :class:`~l2dynamics.errors.ConfigError` on bad values."""
+    if lam is None:
+        lam = calibration_lam(base.optimizer, base.eta)
     _positive("lam (the calibration λ)", lam)
     _positive("max_c", max_c)
     cfg = dataclasses.replace(
@@ -147,9 +174,12 @@ def prediction_from_run(
     )
     first_max = max(result.t_star_epochs, _one_step(result))  # a peak at step 0 is < 1 step away
     cal_epochs = float(result.curve["epoch"][-1])
+    lam_pred = predict_lambda(c, eta, budget_epochs)
+    c_tau = float(result.t_star_robust_epochs) / timescale_epochs(cfg)
     return Prediction(
         budget_epochs=float(budget_epochs),
         eta=float(eta),
+        optimizer=cfg.optimizer,
         cal_lam=cfg.lam,
         cal_eta=cfg.eta,
         t_star_epochs=float(result.t_star_robust_epochs),
@@ -160,7 +190,9 @@ def prediction_from_run(
         c_interval=(c_lo, c_hi),
         c_first_max=c_from_run(first_max, cfg.eta, cfg.lam),
         c_paper=c / cfg.eta,
-        lam_pred=predict_lambda(c, eta, budget_epochs),
+        c_tau_epoch=c_tau,
+        tau_epoch_pred=timescale_epochs(dataclasses.replace(cfg, eta=eta, lam=lam_pred)),
+        lam_pred=lam_pred,
         lam_pred_interval=(
             predict_lambda(c_lo, eta, budget_epochs),
             predict_lambda(c_hi, eta, budget_epochs),
@@ -180,7 +212,7 @@ def predict_l2(
     base: TrainConfig,
     budget_epochs: float,
     *,
-    lam: float = CAL_LAM,
+    lam: float | None = None,
     peak_stop: float = PEAK_STOP,
     max_c: float = MAX_C,
     max_epochs: float | None = None,
@@ -190,14 +222,16 @@ def predict_l2(
 ) -> Prediction:
     """Predict λ for a budget of T epochs from one calibration run at a large λ.
 
-    Trains :func:`calibration_config` of ``base`` (its data, model, η, batch size, momentum,
-    seed, measurement schedule; its own λ and budget are replaced), measures
+    Trains :func:`calibration_config` of ``base`` (its data, model, optimizer, η, batch size,
+    momentum or Adam's β₁, β₂, ε, seed, measurement schedule; its own λ and budget are
+    replaced), measures
     ``c = t*·η·λ`` and returns ``λ_pred = c/(η·T)`` and ``2c/(η·T)``.
 
     Args:
         base: the setup to predict for (η = ``base.eta`` unless ``eta`` is given).
         budget_epochs: the planned budget T (epochs, > 0).
-        lam: the calibration λ (> 0; large, so that the calibration is short).
+        lam: the calibration λ (> 0; large, so that the calibration is short; None:
+            :func:`~l2dynamics.config.calibration_lam` of the base's optimizer and η).
         peak_stop: stop once at >= ``peak_stop``·t* (epochs) with test accuracy
             ``base.peak_drop`` below its best (> 1).
         max_c: cap of the calibration, ``max_c/(η·λ)`` epochs (τ units).
@@ -237,6 +271,11 @@ def _notes(result: RunResult) -> tuple[str, ...]:
             f"the calibration never reached training accuracy 1 (max {result.max_train_acc:.3f})"
             f" at lam={cfg.lam:g}: the law is claimed for over-parameterized runs, so c may not"
             " carry over to small lam (try a smaller calibration lam)"
+        )
+    if cfg.optimizer == "adam":
+        notes.append(
+            "with Adam and coupled L2 the decay's timescale 1/(eta*lam) is nominal (Adam rescales"
+            " the L2 gradient per coordinate): lam_pred assumes t* scales with it all the same"
         )
     if result.t_star_step <= 0:
         notes.append(

@@ -44,6 +44,15 @@ from its minibatch measurements and lost to the best fixed λ, and measuring its
 set did not (``benchmarks/RESULTS-autol2-validation.md``); the issue itself had measured spurious
 decays from minibatches of 32.
 
+**Other optimizers** (SPEC §6). The controller only sets the λ that the optimizer reads each
+step, so it runs unchanged with every optimizer; the start rule is the same statement about the
+decay's own timescale ``τ_iter`` (:func:`l2dynamics.config.timescale_steps`), made with the
+terms of :func:`l2dynamics.config.decay_rate_terms`: ``τ_iter(λ₀) = min(n₀/δ, T)``. For SGDW and
+AdamW (decoupled, θ shrinks by η·λ per step whatever the momentum) that is
+``λ₀ = 1/(η·min(n₀/δ, T))``: no ``1−μ``, since the decay never enters the momentum buffer; for
+Adam with coupled L2 the nominal rate η·λ (Adam's ``√v̂`` rescales it per coordinate, so this is
+a scale, not an exact timescale).
+
 Where a calibration run is affordable, the budget-aware start :func:`budget_lam0` is
 ``m·λ_pred`` with ``λ_pred = c/(η·T)`` from ``predict-l2``.
 """

@@ -31,7 +31,13 @@ import jax.numpy as jnp
 import l2dynamics.autol2.controller as controller
 from l2dynamics.autol2.options import AutoL2Options
 from l2dynamics.autol2.start import budget_lam0, preset
-from l2dynamics.config import TrainConfig, budget_epochs, validate, validate_for_data
+from l2dynamics.config import (
+    TrainConfig,
+    budget_epochs,
+    decay_rate_terms,
+    validate,
+    validate_for_data,
+)
 from l2dynamics.data import Dataset, load_dataset
 from l2dynamics.losses import l2_scale, loss_fn, one_hot
 from l2dynamics.models import build_model
@@ -294,11 +300,12 @@ def controller_options(
     """
     if not cfg.autol2:
         return None
-    # The start is set by the rate at which L2 acts per step, η·(factor of λ in the gradient):
-    # in the script convention the same λ acts twice as fast (λ·‖θ‖²).
-    eta_l2 = cfg.eta * l2_scale(cfg.convention)
+    # The start is set by the rate at which the decay acts per step (the optimizer's timescale):
+    # in the script convention the same λ acts twice as fast (λ·‖θ‖²); the heavy-ball buffer
+    # multiplies coupled SGD's rate by 1/(1−μ); a decoupled decay acts at η·λ with any momentum.
+    eta_l2, momentum = decay_rate_terms(cfg)
     rules = preset(
-        cfg.autol2_preset, eta_l2, cfg.momentum, cfg.autol2_period, budget_steps=budget_steps
+        cfg.autol2_preset, eta_l2, momentum, cfg.autol2_period, budget_steps=budget_steps
     )
     if lam0 is None and cfg.lam > 0:
         lam0 = cfg.lam
