@@ -1022,8 +1022,10 @@ def export_cmd(store_path: Path, fmt: str | None, out: Path, current: bool) -> N
 def report(store_path: Path, out_dir: Path | None, every_run: bool, json_out: bool) -> None:
     """Analyse a store's finished runs and write figures, CSV tables, summary.json and a
     self-contained report.html. The analysis is chosen from the runs and named in the report:
-    the t* law (t* vs η·λ, best accuracy vs λ, curves vs τ) for a fixed-λ (η, λ) grid, AutoL2
-    against the fixed λ when the store holds both, else the curves."""
+    the rotational equilibrium of BatchNorm-fed kernels when fixed-λ runs measured their layers
+    (measure_layers); else the t* law (t* vs η·λ, best accuracy vs λ, curves vs τ) for a
+    fixed-λ (η, λ) grid, AutoL2 against the fixed λ when the store holds both, else the
+    curves."""
     from l2dynamics.experiments.store_report import write_store_report
 
     summary = write_store_report(store_path, out_dir, every_run)
