@@ -17,11 +17,13 @@ from l2dynamics.errors import L2DynError
 from l2dynamics.results import LAYER_COLUMNS
 from l2dynamics.sweep.store import (
     MEASUREMENT_COLUMNS,
+    META_CURRENT,
     STATUSES,
     RunRecord,
     RunStore,
     StoreError,
     export,
+    layers_path,
     load_layer_measurements,
     load_measurements,
     load_runs,
@@ -177,6 +179,44 @@ def test_export(filled, tmp_path, fmt):
     assert list(meas.columns) == list(ref.columns) and len(meas) == len(ref)
     for c in MEASUREMENT_COLUMNS:
         np.testing.assert_array_equal(meas[c].to_numpy(), ref[c].to_numpy())
+    # no run measured its layers: the layer file is still there, with the columns and no rows
+    layers = read_table(tmp_path / f"runs_layers.{fmt}", fmt)
+    assert layers.empty and list(layers.columns) == list(load_layer_measurements(filled).columns)
+
+
+def read_table(path, fmt):
+    return pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_writes_the_layer_rows_and_current_keeps_those_of_its_runs(filled, tmp_path, fmt):
+    with RunStore(filled) as store:
+        store.record_result("h0", "done", make_summary(), make_curve(7), make_layers([0, 1]))
+        store.mark_running(["h2"])
+        store.record_result("h2", "done", make_summary(), make_curve(3), make_layers([0, 3, 6]))
+        store.set_meta(META_CURRENT, json.dumps(["h1", "h2"]))  # h0 is of an earlier grid
+    out = tmp_path / f"runs.{fmt}"
+    assert layers_path(out, fmt) == tmp_path / f"runs_layers.{fmt}"
+    export(filled, out, fmt)
+    got, ref = read_table(layers_path(out, fmt), fmt), load_layer_measurements(filled)
+    assert list(got.columns) == list(ref.columns) and len(got) == 4 + 6
+    assert list(got["hash"]) == ["h0"] * 4 + ["h2"] * 6
+    for c in ("step", "norm_sq", "angle", "scale_invariant", "layer"):
+        np.testing.assert_array_equal(got[c].to_numpy(), ref[c].to_numpy(), err_msg=c)
+    assert got["scale_invariant"].dtype == bool
+    export(filled, out, fmt, current=True)
+    runs, got = read_table(out, fmt), read_table(layers_path(out, fmt), fmt)
+    assert list(runs["hash"]) == ["h1", "h2"] and set(got["hash"]) == {"h2"} and len(got) == 6
+    assert set(read_table(tmp_path / f"runs_measurements.{fmt}", fmt)["hash"]) == {"h1", "h2"}
+
+
+def test_a_failed_export_writes_none_of_its_files(filled, tmp_path):
+    """The layer file, written last, cannot be renamed into place (a directory holds its
+    name): the runs and measurements files, already written, are not renamed either."""
+    (tmp_path / "runs_layers.csv").mkdir()
+    with pytest.raises(StoreError, match="runs_layers.csv"):
+        export(filled, tmp_path / "runs.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs_layers.csv", "sweep.db"]
 
 
 def test_export_unknown_format(filled, tmp_path):

@@ -1,8 +1,10 @@
-"""``l2dyn report``: any store's analysis, chosen from its runs; labelled, readable summaries;
-bad paths refused before anything is written; the report renders in headless Chromium."""
+"""``l2dyn report``: any store's analysis, chosen from its runs and their per-layer
+measurements; labelled, readable summaries; bad paths refused before anything is written; the
+report renders in headless Chromium."""
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +13,12 @@ import pandas as pd
 import pytest
 
 from l2dynamics.experiments.store_report import choose_kind, default_out
-from l2dynamics.sweep import RunStore, load_sweep, run_sweep
+from l2dynamics.results import LAYER_COLUMNS
+from l2dynamics.sweep import RunStore, load_layer_measurements, load_runs, load_sweep, run_sweep
 from l2dynamics.sweep.spec import config_dict, run_hash
 from sweep_frames import write_sweep
+from test_analysis_equilibrium import _frames
+from test_store import make_curve, make_summary
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_report.py"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -94,9 +99,19 @@ def test_a_store_without_finished_runs_is_refused(tmp_path, run_cli):
 
 
 def runs_frame(rows):
-    """Runs as load_runs gives them, for choose_kind: eta, lam, config (JSON)."""
+    """Runs as load_runs gives them, for choose_kind: hash, eta, lam, config (JSON)."""
     return pd.DataFrame(
-        [{"eta": e, "lam": lam, "config": json.dumps({"autol2": a})} for e, lam, a in rows]
+        [
+            {"hash": f"h{i}", "eta": e, "lam": lam, "config": json.dumps({"autol2": a})}
+            for i, (e, lam, a) in enumerate(rows)
+        ]
+    )
+
+
+def layer_frame(rows):
+    """Layer rows for choose_kind: (hash, scale_invariant) per row."""
+    return pd.DataFrame(
+        [{"hash": h, "step": 1, "layer": "x", "angle": 0.1, "scale_invariant": i} for h, i in rows]
     )
 
 
@@ -113,6 +128,143 @@ def runs_frame(rows):
 def test_the_kind_is_chosen_from_the_runs(rows, kind):
     got, why = choose_kind(runs_frame(rows))
     assert got == kind and why
+
+
+GRID = [(0.5, 0.01, False), (1.0, 0.01, False)]  # two values of η·λ: scaling without layers
+
+
+@pytest.mark.parametrize(
+    ("rows", "layers", "kind", "said"),
+    [
+        # BatchNorm-fed kernels measured: equilibrium, naming the analysis it takes the place of
+        (GRID, [("h0", True), ("h0", False), ("h1", True)], "equilibrium", "scaling analysis"),
+        ([(0.5, 0.01, False)], [("h0", True)], "equilibrium", "1 run(s) at a fixed λ"),
+        # an FC net's layers (none scale-invariant): the grid's analysis, saying why not
+        (GRID, [("h0", False), ("h1", False)], "scaling", "no run has a kernel followed by"),
+        # only AutoL2 or λ = 0 runs measured them: no prediction, the runs' analysis
+        ([*GRID, (0.5, 0.0, True)], [("h2", True)], "autol2", "AutoL2 runs or at λ = 0"),
+        ([(0.5, 0.0, False), (0.5, 0.01, False)], [("h0", True)], "curves", "not analysed"),
+    ],
+)
+def test_layer_rows_of_batchnorm_fed_kernels_choose_the_equilibrium_analysis(
+    rows, layers, kind, said
+):
+    got, why = choose_kind(runs_frame(rows), layer_frame(layers))
+    assert got == kind and said in why
+
+
+def test_without_layer_rows_the_choice_and_its_reason_are_the_runs_alone():
+    runs = runs_frame(GRID)
+    assert (
+        choose_kind(runs, layer_frame([]).iloc[:0]) == choose_kind(runs) == choose_kind(runs, None)
+    )
+
+
+def test_an_old_store_without_the_layer_table_reports_as_before(run_cli, tmp_path):
+    store = tmp_path / "old.sqlite"
+    store.write_bytes((Path(__file__).parent / "fixtures" / "store-v0.1.0.sqlite").read_bytes())
+    code, stdout, stderr = run_cli(["report", "--store", str(store), "--json"])
+    assert code in (0, None), stderr
+    summary = json.loads(stdout)
+    done = load_runs(store).query("status == 'done'")
+    assert (summary["kind"], summary["kind_reason"]) == choose_kind(done)
+    with sqlite3.connect(store) as db:  # a report reads: the table is not added
+        assert not db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name='layer_measurements'"
+        ).fetchall()
+
+
+def layer_store(path, runs):
+    """A store of finished runs ``(η, λ stored, autol2)`` of a BatchNorm CNN whose layer rows are
+    :func:`test_analysis_equilibrium._frames`' (relaxing to 1.05× the prediction at the λ they
+    were made with: λ stored, or 8e-3 where it is 0)."""
+    made = [(eta, lam or 8e-3) for eta, lam, _ in runs]
+    _, layers = _frames(made)
+    with RunStore(path) as store:
+        store.set_meta("name", "eq-mix")
+        for i, (eta, lam, auto) in enumerate(runs):
+            config = {"eta": eta, "lam": lam, "seed": 0, "momentum": 0.9, "autol2": auto,
+                      "data": {"name": "digits", "n_train": 64, "n_test": 100},
+                      "model": {"name": "cnn", "options": {"batch_norm": True}}}  # fmt: skip
+            store.add_runs([(f"r{i}", config)])
+            store.mark_running([f"r{i}"])
+            own = layers[layers["hash"] == f"r{i}"]
+            rows = {c: own[c].to_numpy() for c in LAYER_COLUMNS}
+            store.record_result(f"r{i}", "done", make_summary(), make_curve(5), rows)
+    return path
+
+
+def test_equilibrium_of_a_mixed_store_reads_its_fixed_lambda_runs_and_counts_the_others(
+    run_cli, tmp_path
+):
+    """Two fixed-λ runs, an AutoL2 run and a run at λ = 0, all with BatchNorm-fed kernels
+    measured: the equilibrium analysis reads the two (their ratio 1.05, as made), the note
+    says why the other two are left out, the reason what the store would get otherwise."""
+    store = layer_store(
+        tmp_path / "mix.sqlite",
+        [(0.05, 4e-3, False), (0.05, 1.6e-2, False), (0.05, 8e-3, True), (0.05, 0.0, False)],
+    )
+    code, stdout, stderr = run_cli(["report", "--store", str(store), "--json"])
+    assert code in (0, None), stderr
+    summary = json.loads(stdout)
+    assert summary["kind"] == "equilibrium" and "autol2 analysis" in summary["kind_reason"]
+    assert summary["n_runs"] == summary["n_layer_runs"] == 2
+    assert summary["ratio_median"] == pytest.approx(1.05, rel=1e-3)
+    assert summary["t_eq_slope"] == pytest.approx(1.0, abs=0.05)
+    left = [n for n in summary["notes"] if "left out of the equilibrium analysis" in n]
+    assert left == [
+        "2 finished run(s) left out of the equilibrium analysis: 1 AutoL2 (no fixed λ to "
+        "predict the angle from), 1 at λ = 0 (no η·λ)"
+    ]
+    table = pd.read_csv(default_out(store) / "equilibrium.csv")
+    assert sorted(table["lam"]) == [4e-3, 1.6e-2]
+
+
+def test_a_batchnorm_sweep_measuring_its_layers_gets_the_equilibrium_report(run_cli, tmp_path):
+    """End to end: a tiny BatchNorm CNN sweep with measure_layers over two λ (two values of
+    η·λ, the scaling analysis without layers) is reported as its rotational equilibrium."""
+    sweep = tmp_path / "bn.toml"
+    sweep.write_text(BN_SWEEP)
+    store = tmp_path / "bn.sqlite"
+    code, _, stderr = run_cli(["sweep", str(sweep), "--store", str(store), "--quiet"])
+    assert code in (0, None), stderr
+    code, stdout, stderr = run_cli(["report", "--store", str(store)])
+    assert code in (0, None), stderr
+    assert "(equilibrium analysis)" in stdout
+    out = default_out(store)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["kind"] == "equilibrium" and "scaling analysis" in summary["kind_reason"]
+    assert summary["n_layer_runs"] == 2 and len(summary["ratios"]) == 2
+    table = pd.read_csv(out / "equilibrium.csv")
+    layers = load_layer_measurements(store)
+    assert set(table["hash"]) == set(layers["hash"]) and (table["measured"] > 0).all()
+    assert (table["predicted"] > 0).all() and (out / "bn-eq.png").stat().st_size > 10_000
+    assert "equilibrium" in (out / "report.html").read_text(encoding="utf-8")
+
+
+# A BatchNorm CNN small enough for 2 loaded cores (~10 s): 8×8 digits keep their size through
+# the convolutions with 1×1 pools (2×2/2 pools would leave nothing after the second).
+BN_SWEEP = """
+name = "bn-eq"
+[data]
+name = "digits"
+n_train = 64
+n_test = 100
+[model]
+name = "cnn"
+options = { channels = 2, dense = 4, batch_norm = true, pool_window = 1, pool_stride = 1 }
+[train]
+batch_size = 16
+momentum = 0.9
+measure_layers = true
+measure_resolution = 0.1
+[grid]
+eta = [0.1]
+lam = [0.01, 0.04]
+seeds = [0]
+[budget]
+c = 0.2
+"""
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed")

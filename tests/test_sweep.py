@@ -228,6 +228,31 @@ def test_cli_sweep_status_export(run_cli, tmp_path):
     assert code == 2 and "missing.sqlite" in err
 
 
+def test_cli_export_writes_the_layer_rows_and_current_keeps_the_current_grids(run_cli, tmp_path):
+    """A sweep measuring its layers, resumed with another grid: ``export`` writes every run's
+    layer rows beside the runs, ``export --current`` those of the current grid's runs only."""
+    from l2dynamics.sweep import load_layer_measurements
+
+    store = tmp_path / "runs.sqlite"
+    for etas in ("[0.25]", "[0.5]"):
+        path = write_sweep(tmp_path / "s.toml", etas=etas, c=0.2)
+        path.write_text(path.read_text().replace("[train]\n", "[train]\nmeasure_layers = true\n"))
+        code, _, err = run_cli(["sweep", str(path), "--store", str(store), "--quiet"])
+        assert code in (0, None), err
+    stored = load_layer_measurements(store)
+    target, layers_file = tmp_path / "runs.csv", tmp_path / "runs_layers.csv"
+    code, out, _ = run_cli(["export", "--store", str(store), "--out", str(target)])
+    assert code in (0, None) and str(layers_file) in out
+    every = pd.read_csv(layers_file)
+    assert len(every) == len(stored) and list(every.columns) == list(stored.columns)
+    assert set(every["eta"]) == {0.25, 0.5} and every["layer"].str.endswith("/kernel").any()
+    code, _, _ = run_cli(["export", "--store", str(store), "--out", str(target), "--current"])
+    runs, current = pd.read_csv(target), pd.read_csv(layers_file)
+    assert code in (0, None) and len(runs) == 4 and (runs["eta"] == 0.5).all()
+    assert set(current["hash"]) == set(runs["hash"])
+    assert len(current) == stored["hash"].isin(runs["hash"]).sum() < len(stored)
+
+
 def test_conv_runs_are_planned_one_by_one_on_cpu_fc_runs_together():
     import dataclasses
 

@@ -141,8 +141,13 @@ def test_export_refuses_bad_targets_and_mismatched_formats(run_cli, tmp_path):
     one_line_exit_2(result, "--format parquet does not match --out")
     code, out, _ = run_cli([*base, "--out", str(tmp_path / "runs.parquet")])
     assert code == 0 and (tmp_path / "runs_measurements.parquet").exists()
+    assert str(tmp_path / "runs_layers.parquet") in out  # in the "wrote ..." line
+    assert (tmp_path / "runs_layers.parquet").exists()
     assert (tmp_path / "runs.parquet").read_bytes()[:4] == b"PAR1"  # the suffix chose it
     assert not list(tmp_path.glob("*.csv"))
+    (tmp_path / "r_layers.csv").mkdir()  # the layers file's name is taken: checked first
+    one_line_exit_2(run_cli([*base, "--out", str(tmp_path / "r.csv")]), "its layers file")
+    assert not (tmp_path / "r.csv").exists() and not (tmp_path / "r_measurements.csv").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
@@ -199,6 +204,7 @@ def test_outputs_take_the_umask_permissions(run_cli, tmp_path):
         assert run_cli([*TRAIN, "--out", str(tmp_path / "c.csv")])[0] == 0
     finally:
         os.umask(old)
-    written = ["runs.sqlite", "runs.sqlite.lock", "r.csv", "r_measurements.csv", "c.csv"]
+    written = ["runs.sqlite", "runs.sqlite.lock", "r.csv", "r_measurements.csv", "r_layers.csv",
+               "c.csv"]  # fmt: skip
     modes = {name: (tmp_path / name).stat().st_mode & 0o777 for name in written}
     assert modes == dict.fromkeys(written, 0o640)

@@ -978,18 +978,28 @@ def status(store_path: Path, json_out: bool, current: bool) -> None:
     "--out",
     type=click.Path(path_type=Path),
     required=True,
-    help="Runs table file; measurements go to <stem>_measurements.<ext> beside it.",
+    help=(
+        "Runs table file; measurements go to <stem>_measurements.<ext> beside it, per-layer "
+        "measurements (measure_layers) to <stem>_layers.<ext>: always written, with the columns "
+        "and no rows when no run measured its layers, so every export gives the same three files."
+    ),
 )
-@click.option("--current", is_flag=True, help="Only the runs of the sweep file registered last.")
+@click.option(
+    "--current",
+    is_flag=True,
+    help="Only the runs of the sweep file registered last (and their measurements and layers).",
+)
 def export_cmd(store_path: Path, fmt: str | None, out: Path, current: bool) -> None:
-    """Export a store's runs and measurements as CSV or Parquet."""
-    from l2dynamics.sweep.store import export, export_format, measurements_path
+    """Export a store's runs, measurements and per-layer measurements as CSV or Parquet."""
+    from l2dynamics.sweep.store import export, export_format, layers_path, measurements_path
 
     fmt = export_format(out, fmt)
+    measured, layers = measurements_path(out, fmt), layers_path(out, fmt)
     _check_out(out)
-    check_file_target(measurements_path(out, fmt), "--out (its measurements file)")
+    check_file_target(measured, "--out (its measurements file)")
+    check_file_target(layers, "--out (its layers file)")
     export(store_path, out, fmt, current=current)
-    sys.stdout.write(f"wrote {out} and {measurements_path(out, fmt)}\n")
+    sys.stdout.write(f"wrote {out}, {measured} and {layers}\n")
 
 
 @app.command()
@@ -1012,8 +1022,10 @@ def export_cmd(store_path: Path, fmt: str | None, out: Path, current: bool) -> N
 def report(store_path: Path, out_dir: Path | None, every_run: bool, json_out: bool) -> None:
     """Analyse a store's finished runs and write figures, CSV tables, summary.json and a
     self-contained report.html. The analysis is chosen from the runs and named in the report:
-    the t* law (t* vs η·λ, best accuracy vs λ, curves vs τ) for a fixed-λ (η, λ) grid, AutoL2
-    against the fixed λ when the store holds both, else the curves."""
+    the rotational equilibrium of BatchNorm-fed kernels when fixed-λ runs measured their layers
+    (measure_layers); else the t* law (t* vs η·λ, best accuracy vs λ, curves vs τ) for a
+    fixed-λ (η, λ) grid, AutoL2 against the fixed λ when the store holds both, else the
+    curves."""
     from l2dynamics.experiments.store_report import write_store_report
 
     summary = write_store_report(store_path, out_dir, every_run)

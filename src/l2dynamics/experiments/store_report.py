@@ -1,11 +1,12 @@
 """``l2dyn report``: the analysis, figures and HTML report of any store, your own sweeps included.
 
 The same writer as ``reproduce`` (:func:`~l2dynamics.experiments.sweep_figure.write_outputs`),
-with the kind of analysis chosen from the store's runs (:func:`choose_kind`, the reason in a
-note). Which runs: the grid registered last (the sweep file of the last ``l2dyn sweep``, as
-``status --current``), or every run in the store with ``every_run`` (``--all``; a store keeps
-one sweep's data, model, train and budget settings, so only the grids differ). Only finished
-runs (done, diverged) are analysed; the others are counted in a note.
+with the kind of analysis chosen from the store's runs and their per-layer measurements
+(:func:`choose_kind`, the reason in a note). Which runs: the grid registered last (the sweep
+file of the last ``l2dyn sweep``, as ``status --current``), or every run in the store with
+``every_run`` (``--all``; a store keeps one sweep's data, model, train and budget settings, so
+only the grids differ). Only finished runs (done, diverged) are analysed; the others are counted
+in a note, as are those the ``equilibrium`` analysis leaves out (:func:`equilibrium_runs`).
 
 Outputs in the report directory (default ``STORE_report/`` beside the store, for
 ``runs.sqlite`` ``runs_report/``): ``NAME.png`` (NAME: the sweep's name), CSV tables,
@@ -23,17 +24,19 @@ from typing import Any
 import pandas as pd
 
 from l2dynamics.errors import L2DynError
+from l2dynamics.experiments.kinds import LAYER_KINDS
 from l2dynamics.experiments.kinds.base import slug
 from l2dynamics.experiments.spec import Experiment
 from l2dynamics.experiments.sweep_figure import write_outputs
 from l2dynamics.files import check_dir_target
-from l2dynamics.sweep.store import RunStore, load_measurements, load_runs
+from l2dynamics.sweep.store import RunStore, load_layer_measurements, load_measurements, load_runs
 
 FINISHED = ("done", "diverged")  # the statuses the analysis reads (run_table's)
 TITLES = {
     "scaling": "t* vs η·λ, best accuracy vs λ, test accuracy vs τ",
     "autol2": "AutoL2 against the fixed-λ grid",
     "curves": "accuracy and loss vs epochs and vs τ",
+    "equilibrium": "rotational equilibrium of the BatchNorm-fed kernels",
 }
 
 
@@ -45,12 +48,16 @@ class StoreRuns:
         name: the sweep's name (the store's file name when it has none).
         runs, curves: the finished runs chosen and their measurements.
         notes: which runs were chosen and which were left out.
+        layers: the per-layer measurements of those runs
+            (:func:`~l2dynamics.sweep.store.load_layer_measurements`; empty when none measured
+            its layers, or the store is older than the table).
     """
 
     name: str
     runs: pd.DataFrame
     curves: pd.DataFrame
     notes: tuple[str, ...]
+    layers: pd.DataFrame
 
 
 def default_out(store: Path) -> Path:
@@ -63,13 +70,52 @@ def is_autol2(runs: pd.DataFrame) -> pd.Series:
     return runs["config"].map(lambda text: bool(json.loads(text).get("autol2", False)))
 
 
-def choose_kind(runs: pd.DataFrame) -> tuple[str, str]:
+def equilibrium_runs(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.Series:
+    """Which runs the ``equilibrium`` analysis reads: those with layer rows of a kernel followed
+    by a BatchNorm (``scale_invariant``), at a fixed λ > 0. AutoL2 runs and runs at λ = 0 are
+    left out: their angle has no prediction (√(2ηλ/(1+μ)) needs the λ in force, which AutoL2
+    changes) and their time to equilibrium no 1/(η·λ) to be fitted against."""
+    measured = layers.loc[layers["scale_invariant"].astype(bool), "hash"].unique()
+    return runs["hash"].isin(measured) & ~is_autol2(runs) & (runs["lam"] > 0)
+
+
+def choose_kind(runs: pd.DataFrame, layers: pd.DataFrame | None = None) -> tuple[str, str]:
     """The kind of analysis for these finished runs, and why, as a sentence.
 
-    AutoL2 runs beside fixed-λ ones: ``autol2`` (AutoL2 against the best fixed λ); fixed-λ
-    runs at two or more values of η·λ > 0: ``scaling`` (the t* law needs a range of η·λ);
-    otherwise ``curves`` (the curves of each run, nothing to fit).
+    With ``layers`` (their per-layer measurements) holding rows of a kernel followed by a
+    BatchNorm for a run at a fixed λ > 0 (:func:`equilibrium_runs`): ``equilibrium`` (the
+    measured angle per step against the rotational-equilibrium prediction, the time to reach it
+    against 1/(η·λ)), whatever else the store holds: the layers were measured for it, and the
+    sentence names the analysis the runs would get without them. Otherwise, from the runs
+    alone: AutoL2 runs beside fixed-λ ones: ``autol2`` (AutoL2 against the best fixed λ);
+    fixed-λ runs at two or more values of η·λ > 0: ``scaling`` (the t* law needs a range of
+    η·λ); otherwise ``curves`` (the curves of each run, nothing to fit).
     """
+    kind, why = _kind_of_runs(runs)
+    if layers is None or layers.empty:
+        return kind, why
+    chosen = equilibrium_runs(runs, layers)
+    if not chosen.any():
+        invariant = layers["scale_invariant"].astype(bool).any()
+        unused = (
+            "the runs that measured kernels followed by a BatchNorm are AutoL2 runs or at "
+            "λ = 0: no fixed λ > 0 to predict their equilibrium angle from"
+            if invariant
+            else "no run has a kernel followed by a BatchNorm (the equilibrium analysis's subject)"
+        )
+        return kind, f"{why}; the per-layer measurements are not analysed: {unused}"
+    why = (
+        f"{int(chosen.sum())} run(s) at a fixed λ measured the layers of kernels followed by a "
+        "BatchNorm (measure_layers): their angle per step against the rotational-equilibrium "
+        "prediction, and the time to reach it against 1/(η·λ)"
+    )
+    if kind != "curves":  # say what the report would have been without the layer rows
+        why += f"; without them the store would get the {kind} analysis ({TITLES[kind]})"
+    return "equilibrium", why
+
+
+def _kind_of_runs(runs: pd.DataFrame) -> tuple[str, str]:
+    """:func:`choose_kind` from the runs alone."""
     auto = is_autol2(runs)
     fixed = runs[~auto]
     products = (fixed["eta"] * fixed["lam"])[fixed["lam"] > 0].nunique()
@@ -108,8 +154,10 @@ def read_store(store: Path, every_run: bool = False) -> StoreRuns:
         )
     curves = load_measurements(store)
     curves = curves[curves["hash"].isin(done["hash"])].reset_index(drop=True)
+    layers = load_layer_measurements(store)  # an empty frame for a store older than the table
+    layers = layers[layers["hash"].isin(done["hash"])].reset_index(drop=True)
     notes = _scope_notes(name, chosen, every, every_run)
-    return StoreRuns(name, done.assign(variant=""), curves.assign(variant=""), notes)
+    return StoreRuns(name, done.assign(variant=""), curves.assign(variant=""), notes, layers)
 
 
 def _counts(runs: pd.DataFrame) -> str:
@@ -146,6 +194,31 @@ def _variants(runs: pd.DataFrame, curves: pd.DataFrame, name: str, kind: str) ->
     return runs.assign(variant=labels), curves.assign(variant=curves["hash"].map(by_hash))
 
 
+def _equilibrium_part(read: StoreRuns) -> tuple:
+    """The runs, curves and layer rows the ``equilibrium`` analysis reads
+    (:func:`equilibrium_runs`), and a note counting the finished runs it leaves out, by why."""
+    keep = equilibrium_runs(read.runs, read.layers)
+    runs = read.runs[keep].reset_index(drop=True)
+
+    def only(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["hash"].isin(runs["hash"])].reset_index(drop=True)
+
+    out = read.runs[~keep]
+    if out.empty:
+        return runs, only(read.curves), only(read.layers), ()
+    auto = is_autol2(out)
+    invariant = read.layers.loc[read.layers["scale_invariant"].astype(bool), "hash"]
+    unmeasured = ~out["hash"].isin(invariant) & ~auto
+    reasons = {
+        "AutoL2 (no fixed λ to predict the angle from)": int(auto.sum()),
+        "at λ = 0 (no η·λ)": int((~auto & ~unmeasured & (out["lam"] <= 0)).sum()),
+        "without layer measurements of a BatchNorm-fed kernel": int(unmeasured.sum()),
+    }
+    which = ", ".join(f"{n} {why}" for why, n in reasons.items() if n)
+    note = f"{len(out)} finished run(s) left out of the equilibrium analysis: {which}"
+    return runs, only(read.curves), only(read.layers), (note,)
+
+
 def setting_text(runs: pd.DataFrame) -> str:
     """The data and model of the runs, as a phrase: ``fc (depth 3, width 128) on digits (512
     training examples)``, or how many settings there are when the runs differ in them."""
@@ -178,8 +251,12 @@ def write_store_report(store: Path, out: Path | None = None, every_run: bool = F
     read = read_store(store, every_run)
     out = default_out(store) if out is None else out
     check_dir_target(out, "--out")
-    kind, why = choose_kind(read.runs)
-    runs, curves = _variants(read.runs, read.curves, read.name, kind)
+    kind, why = choose_kind(read.runs, read.layers)
+    runs, curves, layers, notes = read.runs, read.curves, None, read.notes
+    if kind in LAYER_KINDS:
+        runs, curves, layers, left_out = _equilibrium_part(read)
+        notes = (*notes, *left_out)
+    runs, curves = _variants(runs, curves, read.name, kind)
     title = f"{read.name}: {TITLES[kind]}"
     exp = Experiment(slug(read.name), title, kind, {}, ())
     out.mkdir(exist_ok=True)
@@ -187,8 +264,15 @@ def write_store_report(store: Path, out: Path | None = None, every_run: bool = F
     tail = {"store": str(store), "runs_shown": "every grid" if every_run else "the current grid"}
     return write_outputs(
         exp, runs, curves, out, title=f"{title} — {setting_text(runs)}", head=head,
-        tail=tail, start=start, notes=read.notes,
+        tail=tail, start=start, notes=notes, layers=layers,
     )  # fmt: skip
 
 
-__all__ = ["choose_kind", "default_out", "read_store", "setting_text", "write_store_report"]
+__all__ = [
+    "choose_kind",
+    "default_out",
+    "equilibrium_runs",
+    "read_store",
+    "setting_text",
+    "write_store_report",
+]

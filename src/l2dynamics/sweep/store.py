@@ -970,6 +970,12 @@ def measurements_path(out: str | os.PathLike, fmt: str) -> Path:
     return out.with_name(f"{out.stem}_measurements{EXPORT_FORMATS[fmt]}")
 
 
+def layers_path(out: str | os.PathLike, fmt: str) -> Path:
+    """Where :func:`export` writes the per-layer measurements of an export to ``out``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_layers{EXPORT_FORMATS[fmt]}")
+
+
 def export(
     path: str | os.PathLike,
     out: str | os.PathLike,
@@ -977,33 +983,52 @@ def export(
     *,
     current: bool = False,
 ) -> None:
-    """Export a store's runs to ``out`` and its measurements to ``<stem>_measurements.<ext>``.
+    """Export a store's runs to ``out``, its measurements to ``<stem>_measurements.<ext>`` and
+    its per-layer measurements (:func:`load_layer_measurements`) to ``<stem>_layers.<ext>``.
 
-    Both tables are read before either file is written, and each is written atomically (a
-    temporary file renamed into place).
+    The layer file is written for every store, with the columns and no rows when no exported
+    run measured its layers (an older store included), as :func:`load_layer_measurements`
+    reads such a store: every export gives the same three files, each readable with pandas,
+    and never leaves the layer file of an earlier export beside newer runs.
+
+    The tables are read before any file is written, and all three are written to temporary
+    files first and renamed into place only once every one is complete, so a failed export
+    changes none of them.
 
     Args:
         path: the store.
-        out: the runs table file; the measurements table goes beside it.
+        out: the runs table file; the other two tables go beside it.
         fmt: ``"csv"`` or ``"parquet"`` (Parquet needs pyarrow); None: from the suffix of
             ``out`` (:func:`export_format`).
-        current: only the runs of the grid registered last (see :func:`load_runs`).
+        current: only the runs of the grid registered last (see :func:`load_runs`); the
+            measurements and layer rows of those runs only.
     """
     fmt = export_format(out, fmt)
     if fmt == "parquet" and importlib.util.find_spec("pyarrow") is None:
         raise StoreError("export format 'parquet' needs pyarrow (pip install pyarrow)")
     runs, curves = load_runs(path, current=current), load_measurements(path)
-    curves = curves[curves["hash"].isin(runs["hash"])].reset_index(drop=True)
-    _write_atomic(runs, Path(out), fmt)
-    _write_atomic(curves, measurements_path(out, fmt), fmt)
-
-
-def _write_atomic(df: pd.DataFrame, out: Path, fmt: str) -> None:
+    layers = load_layer_measurements(path)
+    tables = {
+        Path(out): runs,
+        measurements_path(out, fmt): curves[curves["hash"].isin(runs["hash"])],
+        layers_path(out, fmt): layers[layers["hash"].isin(runs["hash"])],
+    }
+    writing = Path(out)
     try:
-        with atomic_path(out) as tmp:
-            if fmt == "csv":
-                df.to_csv(tmp, index=False)
-            else:
-                df.to_parquet(tmp, index=False)
-    except OSError as exc:
-        raise StoreError(f"export: cannot write {out} ({exc})") from exc
+        # Each table to a temporary file; the files are renamed into place as the stack closes,
+        # after the last one is written (an error before then removes them all).
+        with contextlib.ExitStack() as renames:
+            for target, df in tables.items():
+                writing = target
+                tmp = renames.enter_context(atomic_path(target))
+                _write_frame(df.reset_index(drop=True), tmp, fmt)
+    except OSError as exc:  # a rename names its target as filename2
+        failed = exc.filename2 or writing
+        raise StoreError(f"export: cannot write {failed} ({exc.strerror or exc})") from exc
+
+
+def _write_frame(df: pd.DataFrame, tmp: Path, fmt: str) -> None:
+    if fmt == "csv":
+        df.to_csv(tmp, index=False)
+    else:
+        df.to_parquet(tmp, index=False)
