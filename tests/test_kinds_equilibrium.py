@@ -5,7 +5,7 @@ import pytest
 
 from l2dynamics.experiments.kinds import LAYER_KINDS, analyse
 from sweep_frames import experiment
-from test_analysis_equilibrium import _frames
+from test_analysis_equilibrium import _frames, _mixed
 
 
 def test_equilibrium_kind_reports_ratios_and_the_time_slope(tmp_path):
@@ -22,3 +22,15 @@ def test_equilibrium_kind_reports_ratios_and_the_time_slope(tmp_path):
     empty = analyse(experiment("equilibrium"), runs, layers.iloc[:0], tmp_path, None)
     assert empty.summary["n_layer_runs"] == 0 and empty.summary["t_eq_slope"] is None
     assert any("measure_layers" in n for n in empty.notes)
+
+
+def test_the_kind_reads_its_fixed_lambda_runs_and_counts_the_others_in_a_note(tmp_path):
+    """Beside two fixed-λ runs an AutoL2 run and a run at λ = 0 (both with layer rows): the
+    summary and table hold the two, a note says why the others are left out."""
+    runs, layers = _mixed()
+    got = analyse(experiment("equilibrium"), runs, layers.iloc[:0], tmp_path, layers)
+    assert got.summary["n_layer_runs"] == 2 and len(got.summary["ratios"]) == 2
+    assert sorted(got.tables["equilibrium"]["lam"]) == [4e-3, 1.6e-2]
+    assert got.summary["t_eq_slope"] is not None and got.summary["t_eq_n_runs"] == 2
+    (note,) = [n for n in got.notes if "left out of the equilibrium analysis" in n]
+    assert note.startswith("2 run(s) left out") and "1 AutoL2" in note and "1 at η·λ = 0" in note

@@ -208,13 +208,15 @@ def test_equilibrium_of_a_mixed_store_reads_its_fixed_lambda_runs_and_counts_the
     assert code in (0, None), stderr
     summary = json.loads(stdout)
     assert summary["kind"] == "equilibrium" and "autol2 analysis" in summary["kind_reason"]
-    assert summary["n_runs"] == summary["n_layer_runs"] == 2
+    # every finished run goes to the analysis, which reads the two and counts the others
+    assert summary["n_runs"] == 4 and summary["n_layer_runs"] == 2
     assert summary["ratio_median"] == pytest.approx(1.05, rel=1e-3)
     assert summary["t_eq_slope"] == pytest.approx(1.0, abs=0.05)
     left = [n for n in summary["notes"] if "left out of the equilibrium analysis" in n]
     assert left == [
-        "2 finished run(s) left out of the equilibrium analysis: 1 AutoL2 (no fixed λ to "
-        "predict the angle from), 1 at λ = 0 (no η·λ)"
+        "2 run(s) left out of the equilibrium analysis: 1 AutoL2 (λ changes during the run: no "
+        "fixed λ to predict the angle from), 1 at η·λ = 0 (λ = 0: no angle to predict, no "
+        "1/(η·λ) to fit against)"
     ]
     table = pd.read_csv(default_out(store) / "equilibrium.csv")
     assert sorted(table["lam"]) == [4e-3, 1.6e-2]
