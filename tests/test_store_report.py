@@ -233,6 +233,9 @@ def test_a_batchnorm_sweep_measuring_its_layers_gets_the_equilibrium_report(run_
     code, stdout, stderr = run_cli(["report", "--store", str(store)])
     assert code in (0, None), stderr
     assert "(equilibrium analysis)" in stdout
+    # the findings in words (summary_text.headline), as the report's lead says them
+    assert "Equilibrium angle per step of the BatchNorm-fed kernels: measured/predicted" in stdout
+    assert "Time to equilibrium" in stdout
     out = default_out(store)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kind"] == "equilibrium" and "scaling analysis" in summary["kind_reason"]
@@ -241,7 +244,10 @@ def test_a_batchnorm_sweep_measuring_its_layers_gets_the_equilibrium_report(run_
     layers = load_layer_measurements(store)
     assert set(table["hash"]) == set(layers["hash"]) and (table["measured"] > 0).all()
     assert (table["predicted"] > 0).all() and (out / "bn-eq.png").stat().st_size > 10_000
-    assert "equilibrium" in (out / "report.html").read_text(encoding="utf-8")
+    text = summary_text((out / "report.html").read_text(encoding="utf-8"))
+    assert "measured/predicted equilibrium angle per step, median over runs" in text
+    for key in ("n_layer_runs", "ratio_median", "ratio_range", "t_eq_slope", "t_eq_n_runs"):
+        assert key not in text, key  # every key by its label
 
 
 # A BatchNorm CNN small enough for 2 loaded cores (~10 s): 8×8 digits keep their size through

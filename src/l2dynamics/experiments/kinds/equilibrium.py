@@ -54,12 +54,18 @@ def equilibrium(
         notes.append(
             f"{len(never)} run(s) never stayed within {TOLERANCE:.0%} of their equilibrium angle"
         )
+    if fit["slope"] is None and len(table):  # the report's "no fit (see the notes)" row
+        notes.append(
+            f"no fit of the time to equilibrium: the {fit['n_runs']} run(s) that reached their "
+            "equilibrium angle span fewer than two values of η·λ"
+        )
     summary = {
         "n_layer_runs": int(len(table)),
         "ratio_median": rounded(float(np.median(ratios))) if len(ratios) else None,
         "ratio_range": [rounded(float(ratios.min())), rounded(float(ratios.max()))]
         if len(ratios)
         else None,
+        "ratio_n_runs": int(len(ratios)),  # runs with a prediction (sgdw+momentum, adam: none)
         # one entry per run, so runs sharing a λ (other η, seeds) do not overwrite each other
         "ratios": {
             f"eta={r.eta:g}, lam={r.lam:g}, run={r.hash}": rounded(r.ratio)
