@@ -218,6 +218,8 @@ def test_equilibrium_of_a_mixed_store_reads_its_fixed_lambda_runs_and_counts_the
         "fixed λ to predict the angle from), 1 at η·λ = 0 (λ = 0: no angle to predict, no "
         "1/(η·λ) to fit against)"
     ]
+    # 100 test images, but no t* or accuracy in this report: no small-test-set note
+    assert summary["n_test"] == 100 and not [n for n in summary["notes"] if "small test" in n]
     table = pd.read_csv(default_out(store) / "equilibrium.csv")
     assert sorted(table["lam"]) == [4e-3, 1.6e-2]
 
