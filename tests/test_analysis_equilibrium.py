@@ -1,5 +1,6 @@
 """The rotational-equilibrium analysis: the predictions, the time-to-equilibrium rule on a
-synthetic curve, the table and fit on synthetic layer rows, and the figure."""
+synthetic curve, the table and fit on synthetic layer rows, which runs it reads (not AutoL2, not
+η·λ = 0) and the figure."""
 
 import json
 import math
@@ -11,8 +12,11 @@ import pytest
 from l2dynamics.analysis.equilibrium import (
     LAST_FRACTION,
     equilibrium_angle,
+    equilibrium_runs,
     equilibrium_table,
     fit_time_to_equilibrium,
+    left_out,
+    left_out_note,
     plot_equilibrium,
     predicted_angle,
     time_to_equilibrium,
@@ -114,3 +118,42 @@ def test_fit_without_two_distinct_eta_lam_says_none_and_an_empty_figure_draws(tm
     empty = equilibrium_table(runs, layers.iloc[:0])
     assert empty.empty
     plot_equilibrium(empty, layers.iloc[:0], fit, tmp_path / "none.png")
+
+
+def _mixed():
+    """Four runs made as :func:`_frames`' at λ 4e-3, 1.6e-2, 8e-3, 8e-3; the third stored as an
+    AutoL2 run (λ₀ 8e-3), the fourth at λ = 0 (its layer rows those of 8e-3)."""
+    runs, layers = _frames([(0.05, 4e-3), (0.05, 1.6e-2), (0.05, 8e-3), (0.05, 8e-3)])
+    configs = [json.loads(c) for c in runs["config"]]
+    configs[2]["autol2"] = True
+    configs[3]["lam"] = 0.0
+    runs["config"] = [json.dumps(c) for c in configs]
+    runs.loc[3, "lam"] = 0.0
+    return runs, layers
+
+
+def test_autol2_runs_and_runs_at_eta_lam_zero_are_left_out_and_counted():
+    runs, layers = _mixed()
+    runs.loc[4] = {"hash": "r4", "eta": 0.05, "lam": 4e-3, "config": runs.loc[0, "config"]}
+    assert list(equilibrium_runs(runs, layers)) == [True, True, False, False, False]
+    table = equilibrium_table(runs, layers)
+    assert list(table["hash"]) == ["r0", "r1"] and np.isfinite(table["t_eq"]).all()
+    assert left_out(runs, layers) == {"autol2": 1, "no_eta_lam": 1, "unmeasured": 1}
+    assert left_out_note(runs, layers) == (
+        "3 run(s) left out of the equilibrium analysis: 1 AutoL2 (λ changes during the run: "
+        "no fixed λ to predict the angle from), 1 at η·λ = 0 (λ = 0: no angle to predict, no "
+        "1/(η·λ) to fit against), 1 without layer measurements of a BatchNorm-fed kernel"
+    )
+    assert left_out_note(runs.iloc[:2], layers) is None
+    # an AutoL2 configuration's stored λ is λ₀, not the λ in force: no prediction from it
+    assert predicted_angle(json.loads(runs.loc[2, "config"])) is None
+
+
+def test_the_fit_leaves_out_rows_at_eta_lam_zero_instead_of_taking_log_of_infinity():
+    runs, layers = _frames([(0.05, lam) for lam in (1e-3, 4e-3, 1.6e-2)])
+    table = equilibrium_table(runs, layers)
+    # a table not built by equilibrium_table (a CSV, a hand-made one) may hold η·λ = 0
+    zero = table.iloc[[0]].assign(lam=0.0, eta_lam=0.0, t_eq=100.0)
+    fit = fit_time_to_equilibrium(pd.concat([table, zero], ignore_index=True), n_boot=200)
+    assert fit == fit_time_to_equilibrium(table, n_boot=200)
+    assert math.isfinite(fit["prefactor"]) and fit["prefactor"] > 0 and fit["n_runs"] == 3

@@ -291,3 +291,22 @@ def test_the_run_table_gives_each_run_its_optimizers_timescale_in_steps_and_epoc
     bare = run_table(runs.drop(columns="config"), measurements).set_index("hash")
     assert bare.loc["adamw", "tau_iter"] == pytest.approx(1e4)
     assert bare["tau_epoch"].isna().all()
+
+
+def test_autol2_runs_are_told_by_their_stored_configuration():
+    """A config stored as a store writes it (``config_dict``: ``autol2`` true, λ₀ in ``lam``)
+    is an AutoL2 run; one without the key, or a frame without configurations, is not."""
+    import json
+
+    from l2dynamics.analysis.tables import is_autol2, uses_autol2
+    from l2dynamics.config import TrainConfig
+    from l2dynamics.sweep.spec import config_dict
+
+    auto, fixed = TrainConfig(lam=0.0, autol2=True), TrainConfig(lam=0.01)
+    assert uses_autol2(config_dict(auto)) and not uses_autol2(config_dict(fixed))
+    assert not uses_autol2({})
+    rows = [("a", "done", 0.1, 0.0, 0, 2.0), ("f", "done", 0.1, 0.01, 0, 2.0)]
+    runs = runs_frame(rows).assign(config=[json.dumps(config_dict(c)) for c in (auto, fixed)])
+    runs.index = [7, 9]  # aligned with the frame's own index
+    assert is_autol2(runs).to_dict() == {7: True, 9: False}
+    assert is_autol2(runs.drop(columns="config")).to_dict() == {7: False, 9: False}

@@ -5,10 +5,11 @@ import json
 import pytest
 
 from l2dynamics.errors import ConfigError
-from l2dynamics.experiments import FIGURES, ReproduceRequest
+from l2dynamics.experiments import FIGURES, ReproduceRequest, sweep_figure
 from l2dynamics.experiments.spec import experiment_names, load_experiment, merge
-from l2dynamics.experiments.sweep_figure import run_experiment
-from sweep_frames import tiny_sweep_tables
+from l2dynamics.experiments.sweep_figure import run_experiment, write_outputs
+from sweep_frames import experiment, tiny_sweep_tables
+from test_analysis_equilibrium import _frames
 
 TINY = (
     """
@@ -120,3 +121,20 @@ def test_reproduce_command_json_and_bad_figure(run_cli, tmp_path, tiny_experimen
     assert code in (0, None) and json.loads(stdout)["n_runs"] == 8
     code, stdout, stderr = run_cli(["reproduce", "fig99", "--out", str(tmp_path / "g")])
     assert code == 2 and "fig99" in stderr and not (tmp_path / "g").exists()
+
+
+def test_the_small_test_set_note_goes_with_the_kinds_that_hold_t_star(tmp_path):
+    """Runs on 100 test images: a kind whose outputs hold t* and accuracies gets the note; the
+    equilibrium report (angles, no test accuracy) does not, though it still counts the images."""
+    runs, layers = _frames([(0.05, lam) for lam in (1e-3, 4e-3)])
+    data = {"name": "digits", "n_train": 64, "n_test": 100}
+    runs["config"] = [json.dumps({**json.loads(c), "data": data}) for c in runs["config"]]
+    notes: list[str] = []
+    assert sweep_figure.test_set_note(runs, notes, "scaling") == 100
+    assert len(notes) == 1 and notes[0].startswith("small test set: 100 images")
+    exp = experiment("equilibrium")
+    summary = write_outputs(exp, runs, layers.iloc[:0], tmp_path, title="t", head={}, tail={},
+                            start=0.0, layers=layers)  # fmt: skip
+    assert summary["n_test"] == 100 and summary["n_layer_runs"] == 2
+    assert not [n for n in summary["notes"] if "small test set" in n]
+    assert "small test set" not in (tmp_path / "report.html").read_text(encoding="utf-8")

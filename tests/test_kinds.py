@@ -3,13 +3,14 @@ an unknown kind is a ConfigError, and the topic modules never import the package
 import cycle through ``kinds/__init__``)."""
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
 
 import l2dynamics.experiments.kinds as kinds_package
 from l2dynamics.errors import ConfigError
-from l2dynamics.experiments.kinds import KINDS, analyse
+from l2dynamics.experiments.kinds import KINDS, TSTAR_KINDS, analyse
 from l2dynamics.experiments.spec import experiment_names, load_experiment
 from sweep_frames import experiment
 
@@ -29,6 +30,17 @@ def test_every_experiment_files_kind_is_registered():
     }
     used = {load_experiment(name, "cpu", "/nowhere").kind for name in experiment_names()}
     assert used <= set(KINDS)
+
+
+def test_the_kinds_declared_to_hold_t_star_are_those_that_build_the_run_table():
+    """TSTAR_KINDS (whose reports get the small-test-set note on t* and accuracies) is true to
+    the code: a kind is in it exactly when its module computes the run table, where t* and the
+    best accuracies come from."""
+    assert set(KINDS) >= TSTAR_KINDS and "equilibrium" not in TSTAR_KINDS
+    for name, fn in KINDS.items():
+        module = importlib.import_module(fn.__module__)
+        builds = "run_table(" in Path(module.__file__).read_text(encoding="utf-8")
+        assert builds == (name in TSTAR_KINDS), name
 
 
 def test_an_unknown_kind_is_a_config_error(tmp_path):

@@ -208,14 +208,18 @@ def test_equilibrium_of_a_mixed_store_reads_its_fixed_lambda_runs_and_counts_the
     assert code in (0, None), stderr
     summary = json.loads(stdout)
     assert summary["kind"] == "equilibrium" and "autol2 analysis" in summary["kind_reason"]
-    assert summary["n_runs"] == summary["n_layer_runs"] == 2
+    # every finished run goes to the analysis, which reads the two and counts the others
+    assert summary["n_runs"] == 4 and summary["n_layer_runs"] == 2
     assert summary["ratio_median"] == pytest.approx(1.05, rel=1e-3)
     assert summary["t_eq_slope"] == pytest.approx(1.0, abs=0.05)
     left = [n for n in summary["notes"] if "left out of the equilibrium analysis" in n]
     assert left == [
-        "2 finished run(s) left out of the equilibrium analysis: 1 AutoL2 (no fixed λ to "
-        "predict the angle from), 1 at λ = 0 (no η·λ)"
+        "2 run(s) left out of the equilibrium analysis: 1 AutoL2 (λ changes during the run: no "
+        "fixed λ to predict the angle from), 1 at η·λ = 0 (λ = 0: no angle to predict, no "
+        "1/(η·λ) to fit against)"
     ]
+    # 100 test images, but no t* or accuracy in this report: no small-test-set note
+    assert summary["n_test"] == 100 and not [n for n in summary["notes"] if "small test" in n]
     table = pd.read_csv(default_out(store) / "equilibrium.csv")
     assert sorted(table["lam"]) == [4e-3, 1.6e-2]
 
@@ -231,6 +235,9 @@ def test_a_batchnorm_sweep_measuring_its_layers_gets_the_equilibrium_report(run_
     code, stdout, stderr = run_cli(["report", "--store", str(store)])
     assert code in (0, None), stderr
     assert "(equilibrium analysis)" in stdout
+    # the findings in words (summary_text.headline), as the report's lead says them
+    assert "Equilibrium angle per step of the BatchNorm-fed kernels: measured/predicted" in stdout
+    assert "Time to equilibrium" in stdout
     out = default_out(store)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["kind"] == "equilibrium" and "scaling analysis" in summary["kind_reason"]
@@ -239,7 +246,10 @@ def test_a_batchnorm_sweep_measuring_its_layers_gets_the_equilibrium_report(run_
     layers = load_layer_measurements(store)
     assert set(table["hash"]) == set(layers["hash"]) and (table["measured"] > 0).all()
     assert (table["predicted"] > 0).all() and (out / "bn-eq.png").stat().st_size > 10_000
-    assert "equilibrium" in (out / "report.html").read_text(encoding="utf-8")
+    text = summary_text((out / "report.html").read_text(encoding="utf-8"))
+    assert "measured/predicted equilibrium angle per step, median over runs" in text
+    for key in ("n_layer_runs", "ratio_median", "ratio_range", "t_eq_slope", "t_eq_n_runs"):
+        assert key not in text, key  # every key by its label
 
 
 # A BatchNorm CNN small enough for 2 loaded cores (~10 s): 8×8 digits keep their size through

@@ -1,5 +1,6 @@
-"""Summaries as people read them: labels with units, intervals beside their values, nested
-summaries and seed agreement as text, the t* fits as sentences."""
+"""Summaries as people read them: labels with units, intervals and ranges beside their values,
+nested summaries and seed agreement as text, the t* fits and the rotational equilibrium as
+sentences."""
 
 from l2dynamics.analysis.summary_text import fit_sentence, headline, summary_items
 
@@ -65,3 +66,50 @@ def test_the_fits_as_sentences_and_no_fit_as_one_row():
     assert fit_sentence(empty) == "no fit (see the notes)."
     rows = [k for k, _ in summary_items(empty)]
     assert "runs in the fit" not in rows and "slope b of t* = c/(η·λ)^b" in rows
+
+
+# the equilibrium kind's summary (l2dynamics.experiments.kinds.equilibrium), as it writes it
+EQUILIBRIUM = {
+    "n_layer_runs": 3,
+    "ratio_median": 1.05,
+    "ratio_range": [1.02, 1.08],
+    "ratio_n_runs": 3,
+    "ratios": {"eta=0.05, lam=0.001, run=r0": 1.02},
+    "t_eq_slope": 0.98,
+    "t_eq_slope_ci": [0.9, 1.06],
+    "t_eq_prefactor": 3.2,
+    "t_eq_decades": 1.2,
+    "t_eq_n_runs": 3,
+}
+
+
+def test_the_equilibrium_keys_read_as_labels_with_units_and_intervals():
+    items = dict(summary_items(EQUILIBRIUM))
+    assert not set(EQUILIBRIUM) & set(items)  # no key is shown as itself
+    ratio = "measured/predicted equilibrium angle per step, median over runs (dimensionless)"
+    assert items[ratio] == "1.05 (range [1.02, 1.08])"
+    (slope,) = [k for k in items if k.startswith("slope b of t_eq")]
+    assert "steps" in slope and items[slope] == "0.98 (95% interval [0.9, 1.06])"
+    assert "t_eq·η·λ" in next(k for k in items if k.startswith("prefactor e^a"))
+    per_run = dict(items["measured/predicted equilibrium angle per run (dimensionless)"])
+    assert per_run == {"eta=0.05, lam=0.001, run=r0": "1.02"}
+
+
+def test_the_equilibrium_findings_as_sentences_and_no_fit_as_one_row():
+    angle, fit = headline(EQUILIBRIUM)
+    assert angle == (
+        "Equilibrium angle per step of the BatchNorm-fed kernels: measured/predicted 1.05, the "
+        "median over 3 runs (range [1.02, 1.08])."
+    )
+    assert fit.startswith("Time to equilibrium t_eq ∝ (1/(η·λ))^b: b = 0.980 (95% interval")
+    assert "over 3 runs spanning 1.2 decades of η·λ" in fit and "e^a = 3.2" in fit
+    unfit = {**EQUILIBRIUM, "t_eq_slope": None, "t_eq_slope_ci": None, "t_eq_prefactor": None,
+             "t_eq_decades": None, "t_eq_n_runs": 1}  # fmt: skip
+    assert headline(unfit)[1] == "Time to equilibrium against 1/(η·λ): no fit (see the notes)."
+    rows = dict(summary_items(unfit))
+    (slope,) = [k for k in rows if k.startswith("slope b of t_eq")]
+    assert rows[slope] == "no fit (see the notes)"
+    assert not [k for k in rows if k.startswith(("prefactor e^a", "runs in the fit of t_eq"))]
+    none = {**unfit, "n_layer_runs": 0, "ratio_median": None, "ratio_n_runs": 0, "ratios": {}}
+    assert headline(none)[0] == "Rotational equilibrium: no run analysed (see the notes)."
+    assert "no predicted angle" in headline({**none, "n_layer_runs": 2})[0]

@@ -1154,8 +1154,9 @@ def _quickstart_text(s: dict[str, Any]) -> str:
 
 
 def _findings(s: dict[str, Any]) -> list[str]:
-    """A summary's findings as lines, in the report's words: the t* fits (default estimator,
-    then the paper's), how far seeds put t*, the notes."""
+    """A summary's findings as lines, in the report's words (``summary_text.headline``: the t*
+    fits, default estimator then the paper's, or the rotational equilibrium), how far seeds put
+    t*, the notes."""
     from l2dynamics.analysis.summary_text import ESTIMATOR_SHORT, agreement_text, headline
 
     lines = headline(s)

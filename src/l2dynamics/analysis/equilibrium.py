@@ -20,6 +20,11 @@ per step, times in steps, and normalized time ``steps·η·λ``.
 
 Rules (one place each):
 
+- the *runs analysed*: those with layer rows of a kernel followed by a BatchNorm, at a fixed λ
+  and η·λ > 0 (:func:`equilibrium_runs`); the others are counted by why in a note
+  (:func:`left_out_note`). An AutoL2 run is left out because its λ changes during the run (the
+  stored one is λ₀, or 0), so neither a prediction nor 1/(η·λ) exists for it; a run at η·λ = 0
+  because √(2ηλ…) is 0 and log 1/(η·λ) infinite;
 - the *angle series* of a run: at each measured step, the mean angle of its scale-invariant
   kernels (:func:`angle_series`);
 - the *measured equilibrium angle*: the median of that series over the measurements in the last
@@ -46,6 +51,7 @@ from matplotlib.lines import Line2D
 
 from l2dynamics.analysis.fits import log_slope
 from l2dynamics.analysis.plotting import figure, lam_colors, lam_legend, save_panels, say_empty
+from l2dynamics.analysis.tables import is_autol2, uses_autol2
 from l2dynamics.config import ADAM_DEFAULTS, L2_FACTORS
 from l2dynamics.results import smoothed_accuracy
 
@@ -55,9 +61,20 @@ WINDOW_DECADES = 0.1  # the angle is averaged over ±0.1 decade of steps before 
 N_BOOT = 2000
 
 
+# why a run is not analysed (:func:`left_out`), in the order a run is counted under
+LEFT_OUT = {
+    "autol2": "AutoL2 (λ changes during the run: no fixed λ to predict the angle from)",
+    "no_eta_lam": "at η·λ = 0 (λ = 0: no angle to predict, no 1/(η·λ) to fit against)",
+    "unmeasured": "without layer measurements of a BatchNorm-fed kernel",
+}
+
+
 def predicted_angle(config: Mapping[str, Any]) -> float | None:
     """The equilibrium angle per step (radians) predicted for a run's stored configuration, or
-    None where no prediction is made (``sgdw`` with momentum, ``adam``; see the module)."""
+    None where no prediction is made (``sgdw`` with momentum, ``adam``; see the module) or the
+    stored λ is not the one in force (AutoL2: :func:`~l2dynamics.analysis.tables.uses_autol2`)."""
+    if uses_autol2(config):
+        return None
     optimizer = config.get("optimizer", "sgd")
     eta = float(config["eta"])
     lam = float(config["lam"]) * L2_FACTORS[config.get("convention", "sm")]
@@ -69,6 +86,49 @@ def predicted_angle(config: Mapping[str, Any]) -> float | None:
         b1 = ADAM_DEFAULTS["beta1"] if b1 is None else float(b1)
         return math.sqrt(2 * eta * lam * (1 - b1) / (1 + b1))
     return None
+
+
+def _measured(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.Series:
+    """Which runs have layer rows of a kernel followed by a BatchNorm."""
+    if layers.empty:
+        return pd.Series(False, index=runs.index, dtype=bool)
+    return runs["hash"].isin(layers.loc[layers["scale_invariant"].astype(bool), "hash"])
+
+
+def _positive_eta_lam(runs: pd.DataFrame) -> pd.Series:
+    """Which runs have η·λ > 0 (False for NaN)."""
+    return runs["eta"].astype(float) * runs["lam"].astype(float) > 0
+
+
+def equilibrium_runs(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.Series:
+    """Which of ``runs`` (aligned with their index) the analysis reads: those with ``layers``
+    rows of a kernel followed by a BatchNorm (``scale_invariant``), not scheduling λ with AutoL2
+    (:func:`~l2dynamics.analysis.tables.is_autol2`), at η·λ > 0 (:data:`LEFT_OUT` says why the
+    others are not)."""
+    return _measured(runs, layers) & ~is_autol2(runs) & _positive_eta_lam(runs)
+
+
+def left_out(runs: pd.DataFrame, layers: pd.DataFrame) -> dict[str, int]:
+    """How many of ``runs`` the analysis leaves out (:func:`equilibrium_runs`), by the reasons
+    of :data:`LEFT_OUT` (keys), each run under the first that applies; zeros kept."""
+    auto = is_autol2(runs)
+    unmeasured = ~auto & ~_measured(runs, layers)
+    masks = {
+        "autol2": auto,
+        "no_eta_lam": ~auto & ~unmeasured & ~_positive_eta_lam(runs),
+        "unmeasured": unmeasured,
+    }
+    return {why: int(mask.sum()) for why, mask in masks.items()}
+
+
+def left_out_note(runs: pd.DataFrame, layers: pd.DataFrame) -> str | None:
+    """A sentence counting the runs the analysis leaves out, by why (:func:`left_out`); None
+    when it reads them all."""
+    counts = left_out(runs, layers)
+    if not sum(counts.values()):
+        return None
+    which = ", ".join(f"{n} {LEFT_OUT[why]}" for why, n in counts.items() if n)
+    return f"{sum(counts.values())} run(s) left out of the equilibrium analysis: {which}"
 
 
 def angle_series(layers: pd.DataFrame, *, invariant: bool = True) -> pd.DataFrame:
@@ -108,7 +168,8 @@ def time_to_equilibrium(steps: np.ndarray, angle: np.ndarray, level: float) -> f
 
 
 def equilibrium_table(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
-    """One row per run with layer measurements: ``hash``, ``variant`` (if given), ``optimizer``,
+    """One row per run the analysis reads (:func:`equilibrium_runs`; the others are left out):
+    ``hash``, ``variant`` (if given), ``optimizer``,
     ``eta``, ``lam``, ``eta_lam``, ``steps`` (its last measured step), ``predicted``,
     ``measured`` (the equilibrium angle, :func:`equilibrium_angle`), ``ratio`` =
     measured/predicted, ``other_kernels`` (the same median for the kernels not followed by a
@@ -117,7 +178,7 @@ def equilibrium_table(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     series = angle_series(layers)
     others = angle_series(layers, invariant=False)
     out = []
-    for run in runs.itertuples(index=False):
+    for run in runs[equilibrium_runs(runs, layers)].itertuples(index=False):
         own = series[series["hash"] == run.hash]
         if own.empty:
             continue
@@ -142,11 +203,18 @@ def equilibrium_table(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
 def fit_time_to_equilibrium(
     table: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95
 ) -> dict[str, Any]:
-    """Least squares log t_eq = a + b·log(1/(η·λ)) over the runs with a time to equilibrium
-    (b = 1: t_eq ∝ 1/(η·λ)), the percentile interval of b over ``n_boot`` resamples of the runs
-    (resamples with one distinct η·λ skipped), the prefactor e^a (t_eq·η·λ at b = 1's scale),
-    the number of runs and the decades of η·λ they span. None values without 2 distinct η·λ."""
-    ok = table[np.isfinite(table["t_eq"]) & (table["t_eq"] > 0)] if len(table) else table
+    """Least squares log t_eq = a + b·log(1/(η·λ)) over the runs with a time to equilibrium and
+    η·λ > 0 (b = 1: t_eq ∝ 1/(η·λ)), the percentile interval of b over ``n_boot`` resamples of
+    the runs (resamples with one distinct η·λ skipped), the prefactor e^a (t_eq·η·λ at b = 1's
+    scale), the number of runs and the decades of η·λ they span. None values without 2 distinct
+    η·λ. Units: t_eq in steps, η·λ per step."""
+    # η·λ ≤ 0 has no log 1/(η·λ): an inf there would spoil the intercept and every resample
+    # holding it (equilibrium_table leaves such runs out; a table from elsewhere may not)
+    if len(table):
+        t_eq, eta_lam = table["t_eq"].astype(float), table["eta_lam"].astype(float)
+        ok = table[np.isfinite(t_eq) & (t_eq > 0) & np.isfinite(eta_lam) & (eta_lam > 0)]
+    else:
+        ok = table
     x = np.log(1.0 / ok["eta_lam"].to_numpy(np.float64)) if len(ok) else np.array([])
     y = np.log(ok["t_eq"].to_numpy(np.float64)) if len(ok) else np.array([])
     empty = {"slope": None, "slope_ci": None, "prefactor": None, "n_runs": int(len(ok)),
@@ -224,12 +292,16 @@ def _draw_times(ax: Any, table: pd.DataFrame, fit: Mapping[str, Any]) -> None:
 
 __all__ = [
     "LAST_FRACTION",
+    "LEFT_OUT",
     "TOLERANCE",
     "WINDOW_DECADES",
     "angle_series",
     "equilibrium_angle",
+    "equilibrium_runs",
     "equilibrium_table",
     "fit_time_to_equilibrium",
+    "left_out",
+    "left_out_note",
     "plot_equilibrium",
     "predicted_angle",
     "time_to_equilibrium",

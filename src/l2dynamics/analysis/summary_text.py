@@ -1,10 +1,12 @@
-"""How a summary reads: a label with its unit for each known key, the t* fit in sentences.
+"""How a summary reads: a label with its unit for each known key, the fits in sentences.
 
 ``summary.json`` keeps short keys for programs (``slope_ci``, ``n_fit_runs``); people read the
 report and the quickstart's text, where each key of :data:`LABELS` is shown by its label, an
-interval ``KEY_ci`` beside the value of ``KEY``, a nested summary (the fit of the paper's t*)
-as a nested list, seed agreement as a sentence, and the t* fits as :func:`fit_sentence`. An
-unknown key is shown as itself, its value by :func:`format_value`.
+interval ``KEY_ci`` beside the value of ``KEY``, a range ``STEM_range`` beside the median
+``STEM_median``, a nested summary (the fit of the paper's t*) as a nested list, seed agreement
+as a sentence, a fit that could not be made as one row, and the findings (the t* fits as
+:func:`fit_sentence`, the rotational equilibrium as :func:`equilibrium_sentences`) as
+:func:`headline`. An unknown key is shown as itself, its value by :func:`format_value`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ _FIT = {
     "n_fit_points": "(η, λ) points in the fit (each the median of its seeds)",
     "decades": "decades of η·λ the fit spans",
 }
+# the equilibrium kind's keys (l2dynamics.experiments.kinds.equilibrium): angles are in radians
+# per step, so their ratio is dimensionless; t_eq and 1/(η·λ) are in steps
+_EQUILIBRIUM = {
+    "n_layer_runs": "runs analysed for rotational equilibrium (BatchNorm-fed kernels measured, "
+    "fixed λ, η·λ > 0)",
+    "ratio_median": "measured/predicted equilibrium angle per step, median over runs "
+    "(dimensionless)",
+    "ratio_n_runs": "runs with a predicted equilibrium angle",
+    "ratios": "measured/predicted equilibrium angle per run (dimensionless)",
+}
+_T_EQ_FIT = {
+    "t_eq_slope": "slope b of t_eq = e^a·(1/(η·λ))^b (t_eq: steps to equilibrium, 1/(η·λ) in "
+    "steps; b = 1: t_eq ∝ 1/(η·λ))",
+    "t_eq_prefactor": "prefactor e^a of that fit (steps^(1−b); at b = 1, t_eq·η·λ, dimensionless)",
+    "t_eq_decades": "decades of η·λ the fit of t_eq spans",
+    "t_eq_n_runs": "runs in the fit of t_eq (those that reached equilibrium)",
+}
+# a fit's slope key → the keys that fit fills; None slope: one row says there is no fit
+_FITS = {"slope": _FIT, "t_eq_slope": _T_EQ_FIT}
 LABELS: dict[str, str] = {
     "figure": "figure",
     "sweep": "sweep",
@@ -59,6 +80,8 @@ LABELS: dict[str, str] = {
     "lam_pred": "predicted λ = c/(η·T)",
     "lam_pred_2c": "predicted λ = 2c/(η·T)",
     "near_best": "near-best tolerance (accuracy fraction)",
+    **_EQUILIBRIUM,
+    **_T_EQ_FIT,
     "n_test": "test examples per run (the smallest)",
     "n_runs": "runs analysed",
     "n_runs_from_store": "runs finished by an earlier invocation",
@@ -114,19 +137,30 @@ Item = tuple[str, "str | list[Item]"]
 
 def summary_items(summary: Mapping[str, Any]) -> list[Item]:
     """The summary as (label, text) pairs, a nested summary's text a list of pairs; an interval
-    ``KEY_ci`` is shown with ``KEY``'s value, :data:`HIDDEN` keys not at all, a t* fit that
-    could not be made (``slope`` None) as one row."""
-    no_fit = "slope" in summary and summary["slope"] is None
+    ``KEY_ci`` is shown with ``KEY``'s value, a range ``STEM_range`` with ``STEM_median``'s,
+    :data:`HIDDEN` keys not at all, a fit that could not be made (its slope None: the t* fit's
+    ``slope``, the time to equilibrium's ``t_eq_slope``) as one row."""
+    no_fit = set()
+    for slope, keys in _FITS.items():
+        if slope in summary and summary[slope] is None:
+            no_fit |= set(keys)
     items: list[Item] = []
     for key, value in summary.items():
-        if key in HIDDEN or (key.endswith("_ci") and key[: -len("_ci")] in summary):
+        if key in HIDDEN or _beside(key, summary):
             continue
-        if no_fit and key in _FIT:  # one row says there is no fit, not six empty ones
-            if key == "slope":
+        if key in no_fit:  # one row says there is no fit, not six empty ones
+            if key in _FITS:
                 items.append((label(key), "no fit (see the notes)"))
             continue
         items.append((label(key), _value_text(key, value, summary)))
     return items
+
+
+def _beside(key: str, summary: Mapping[str, Any]) -> bool:
+    """Whether ``key`` is shown beside another key's value, not as a row of its own."""
+    if key.endswith("_ci"):
+        return key[: -len("_ci")] in summary
+    return key.endswith("_range") and f"{key[: -len('_range')]}_median" in summary
 
 
 def _value_text(key: str, value: Any, parent: Mapping[str, Any]) -> str | list[Item]:
@@ -139,7 +173,10 @@ def _value_text(key: str, value: Any, parent: Mapping[str, Any]) -> str | list[I
         return [(ITEM_LABELS[key].format(k), format_value(v)) for k, v in pairs] or "none"
     if isinstance(value, Mapping):
         return summary_items(value) or "—"
-    return format_value(value) + _interval_text(parent.get(f"{key}_ci"))
+    text = format_value(value) + _interval_text(parent.get(f"{key}_ci"))
+    if key.endswith("_median"):
+        text += _range_text(parent.get(f"{key[: -len('_median')]}_range"))
+    return text
 
 
 def _estimator_label(key: str) -> str:
@@ -151,6 +188,12 @@ def _interval_text(ci: Any) -> str:
     if not isinstance(ci, list | tuple) or len(ci) != 2 or None in ci:
         return ""
     return f" (95% interval {format_value(list(ci))})"
+
+
+def _range_text(lo_hi: Any) -> str:
+    if not isinstance(lo_hi, list | tuple) or len(lo_hi) != 2 or None in lo_hi:
+        return ""
+    return f" (range {format_value(list(lo_hi))})"
 
 
 def agreement_text(agree: Mapping[str, Any]) -> str:
@@ -177,10 +220,42 @@ def fit_sentence(fit: Mapping[str, Any]) -> str:
     )
 
 
+def equilibrium_sentences(summary: Mapping[str, Any]) -> list[str]:
+    """The ``equilibrium`` kind's findings (:data:`_EQUILIBRIUM` and :data:`_T_EQ_FIT` keys) as
+    two sentences: the measured/predicted angle, then the fit of the time to equilibrium."""
+    ratio, n = summary.get("ratio_median"), summary.get("n_layer_runs") or 0
+    if not n:
+        angle = "Rotational equilibrium: no run analysed (see the notes)."
+    elif ratio is None:
+        angle = (
+            f"Rotational equilibrium of the BatchNorm-fed kernels over {n} runs: no predicted "
+            "angle to compare with (none is made for these optimizers)."
+        )
+    else:
+        over = summary.get("ratio_n_runs", n)
+        spread = _range_text(summary.get("ratio_range"))
+        angle = (
+            f"Equilibrium angle per step of the BatchNorm-fed kernels: measured/predicted "
+            f"{ratio:.3g}, the median over {over} runs{spread}."
+        )
+    if summary.get("t_eq_slope") is None:
+        return [angle, "Time to equilibrium against 1/(η·λ): no fit (see the notes)."]
+    fit = (
+        f"Time to equilibrium t_eq ∝ (1/(η·λ))^b: b = {summary['t_eq_slope']:.3f}"
+        f"{_interval_text(summary.get('t_eq_slope_ci'))} over {summary['t_eq_n_runs']} runs "
+        f"spanning {summary['t_eq_decades']:.2g} decades of η·λ (b = 1: t_eq ∝ 1/(η·λ)); "
+        f"prefactor e^a = {summary['t_eq_prefactor']:.3g} (t_eq·η·λ at b = 1)."
+    )
+    return [angle, fit]
+
+
 def headline(summary: Mapping[str, Any]) -> list[str]:
     """The findings of a summary as sentences: the t* fits of the ``scaling`` kind (the
-    default estimator's, then the paper's) and the best λ; empty for a summary without the
-    fit's keys (other kinds)."""
+    default estimator's, then the paper's) and the best λ; the rotational equilibrium of the
+    ``equilibrium`` kind (:func:`equilibrium_sentences`); empty for a summary without either
+    kind's keys (other kinds)."""
+    if all(key in summary for key in (*_EQUILIBRIUM, *_T_EQ_FIT)):
+        return equilibrium_sentences(summary)
     if not all(key in summary for key in _FIT):
         return []
     estimator = summary.get("t_star_estimator", DEFAULT_ESTIMATOR)
@@ -200,6 +275,7 @@ __all__ = [
     "ESTIMATOR_SHORT",
     "LABELS",
     "agreement_text",
+    "equilibrium_sentences",
     "fit_sentence",
     "format_value",
     "headline",

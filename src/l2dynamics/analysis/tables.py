@@ -16,8 +16,9 @@ training accuracy reaches 1 at some measurement.
 This is the core every topic module of :mod:`l2dynamics.analysis` builds on: the run table
 (:func:`run_table`), a curve's peak (:func:`peak_stats`), the peak within a budget
 (:func:`within_budget`), the best accuracy per λ (:func:`best_acc_vs_lam`), and the frame
-plumbing they share: each run's configuration (:func:`run_configs`) and its variant
-(:func:`variants`, :func:`of_variant`).
+plumbing they share: each run's configuration (:func:`run_configs`), whether it schedules λ
+with AutoL2 (:func:`uses_autol2`, :func:`is_autol2`) and its variant (:func:`variants`,
+:func:`of_variant`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -356,6 +358,21 @@ def run_configs(runs: pd.DataFrame) -> dict[str, dict[str, Any]]:
     }
 
 
+def uses_autol2(config: Mapping[str, Any]) -> bool:
+    """Whether a run's stored configuration schedules λ with AutoL2 (its λ then changes during
+    the run: the stored ``lam`` is only λ₀, or 0 when the preset chose λ₀)."""
+    return bool(config.get("autol2", False))
+
+
+def is_autol2(runs: pd.DataFrame) -> pd.Series:
+    """Which runs schedule λ with AutoL2 (:func:`uses_autol2` of their ``config`` JSON; none
+    without that column), aligned with ``runs``' index."""
+    if "config" not in runs:
+        return pd.Series(False, index=runs.index, dtype=bool)
+    configs = runs["config"].map(lambda text: json.loads(text) if isinstance(text, str) else {})
+    return configs.map(uses_autol2).astype(bool)
+
+
 def variants(frame: pd.DataFrame) -> list[str]:
     """The variant labels of a runs, measurements or run-table frame, in order of appearance
     (``[""]``, one unnamed variant, when the frame has no ``variant`` column)."""
@@ -395,6 +412,7 @@ __all__ = [
     "RUN_TABLE_COLUMNS",
     "TRAIN_ACC_ONE_TOL",
     "best_acc_vs_lam",
+    "is_autol2",
     "of_variant",
     "peak_stats",
     "run_configs",
@@ -404,6 +422,7 @@ __all__ = [
     "small_test_set_note",
     "test_sizes",
     "train_acc_stats",
+    "uses_autol2",
     "variants",
     "within_budget",
 ]

@@ -6,7 +6,8 @@ with the kind of analysis chosen from the store's runs and their per-layer measu
 file of the last ``l2dyn sweep``, as ``status --current``), or every run in the store with
 ``every_run`` (``--all``; a store keeps one sweep's data, model, train and budget settings, so
 only the grids differ). Only finished runs (done, diverged) are analysed; the others are counted
-in a note, as are those the ``equilibrium`` analysis leaves out (:func:`equilibrium_runs`).
+in a note, as the ``equilibrium`` analysis counts those it leaves out
+(:func:`~l2dynamics.analysis.equilibrium.equilibrium_runs`).
 
 Outputs in the report directory (default ``STORE_report/`` beside the store, for
 ``runs.sqlite`` ``runs_report/``): ``NAME.png`` (NAME: the sweep's name), CSV tables,
@@ -23,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from l2dynamics.analysis.equilibrium import equilibrium_runs
+from l2dynamics.analysis.tables import is_autol2
 from l2dynamics.errors import L2DynError
 from l2dynamics.experiments.kinds import LAYER_KINDS
 from l2dynamics.experiments.kinds.base import slug
@@ -65,25 +68,12 @@ def default_out(store: Path) -> Path:
     return store.with_name(f"{store.stem}_report")
 
 
-def is_autol2(runs: pd.DataFrame) -> pd.Series:
-    """Which runs schedule λ with AutoL2 (from their stored configuration)."""
-    return runs["config"].map(lambda text: bool(json.loads(text).get("autol2", False)))
-
-
-def equilibrium_runs(runs: pd.DataFrame, layers: pd.DataFrame) -> pd.Series:
-    """Which runs the ``equilibrium`` analysis reads: those with layer rows of a kernel followed
-    by a BatchNorm (``scale_invariant``), at a fixed λ > 0. AutoL2 runs and runs at λ = 0 are
-    left out: their angle has no prediction (√(2ηλ/(1+μ)) needs the λ in force, which AutoL2
-    changes) and their time to equilibrium no 1/(η·λ) to be fitted against."""
-    measured = layers.loc[layers["scale_invariant"].astype(bool), "hash"].unique()
-    return runs["hash"].isin(measured) & ~is_autol2(runs) & (runs["lam"] > 0)
-
-
 def choose_kind(runs: pd.DataFrame, layers: pd.DataFrame | None = None) -> tuple[str, str]:
     """The kind of analysis for these finished runs, and why, as a sentence.
 
     With ``layers`` (their per-layer measurements) holding rows of a kernel followed by a
-    BatchNorm for a run at a fixed λ > 0 (:func:`equilibrium_runs`): ``equilibrium`` (the
+    BatchNorm for a run at a fixed λ > 0 (the runs that analysis reads:
+    :func:`~l2dynamics.analysis.equilibrium.equilibrium_runs`): ``equilibrium`` (the
     measured angle per step against the rotational-equilibrium prediction, the time to reach it
     against 1/(η·λ)), whatever else the store holds: the layers were measured for it, and the
     sentence names the analysis the runs would get without them. Otherwise, from the runs
@@ -194,31 +184,6 @@ def _variants(runs: pd.DataFrame, curves: pd.DataFrame, name: str, kind: str) ->
     return runs.assign(variant=labels), curves.assign(variant=curves["hash"].map(by_hash))
 
 
-def _equilibrium_part(read: StoreRuns) -> tuple:
-    """The runs, curves and layer rows the ``equilibrium`` analysis reads
-    (:func:`equilibrium_runs`), and a note counting the finished runs it leaves out, by why."""
-    keep = equilibrium_runs(read.runs, read.layers)
-    runs = read.runs[keep].reset_index(drop=True)
-
-    def only(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[frame["hash"].isin(runs["hash"])].reset_index(drop=True)
-
-    out = read.runs[~keep]
-    if out.empty:
-        return runs, only(read.curves), only(read.layers), ()
-    auto = is_autol2(out)
-    invariant = read.layers.loc[read.layers["scale_invariant"].astype(bool), "hash"]
-    unmeasured = ~out["hash"].isin(invariant) & ~auto
-    reasons = {
-        "AutoL2 (no fixed λ to predict the angle from)": int(auto.sum()),
-        "at λ = 0 (no η·λ)": int((~auto & ~unmeasured & (out["lam"] <= 0)).sum()),
-        "without layer measurements of a BatchNorm-fed kernel": int(unmeasured.sum()),
-    }
-    which = ", ".join(f"{n} {why}" for why, n in reasons.items() if n)
-    note = f"{len(out)} finished run(s) left out of the equilibrium analysis: {which}"
-    return runs, only(read.curves), only(read.layers), (note,)
-
-
 def setting_text(runs: pd.DataFrame) -> str:
     """The data and model of the runs, as a phrase: ``fc (depth 3, width 128) on digits (512
     training examples)``, or how many settings there are when the runs differ in them."""
@@ -252,11 +217,10 @@ def write_store_report(store: Path, out: Path | None = None, every_run: bool = F
     out = default_out(store) if out is None else out
     check_dir_target(out, "--out")
     kind, why = choose_kind(read.runs, read.layers)
-    runs, curves, layers, notes = read.runs, read.curves, None, read.notes
-    if kind in LAYER_KINDS:
-        runs, curves, layers, left_out = _equilibrium_part(read)
-        notes = (*notes, *left_out)
-    runs, curves = _variants(runs, curves, read.name, kind)
+    # every finished run goes to the kind: the equilibrium analysis picks its runs and counts
+    # the others itself, one rule for this report and reproduce's
+    layers = read.layers if kind in LAYER_KINDS else None
+    runs, curves = _variants(read.runs, read.curves, read.name, kind)
     title = f"{read.name}: {TITLES[kind]}"
     exp = Experiment(slug(read.name), title, kind, {}, ())
     out.mkdir(exist_ok=True)
@@ -264,14 +228,13 @@ def write_store_report(store: Path, out: Path | None = None, every_run: bool = F
     tail = {"store": str(store), "runs_shown": "every grid" if every_run else "the current grid"}
     return write_outputs(
         exp, runs, curves, out, title=f"{title} — {setting_text(runs)}", head=head,
-        tail=tail, start=start, notes=notes, layers=layers,
+        tail=tail, start=start, notes=read.notes, layers=layers,
     )  # fmt: skip
 
 
 __all__ = [
     "choose_kind",
     "default_out",
-    "equilibrium_runs",
     "read_store",
     "setting_text",
     "write_store_report",

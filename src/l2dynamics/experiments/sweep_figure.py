@@ -20,7 +20,7 @@ from l2dynamics import files
 from l2dynamics.analysis.report import write_report
 from l2dynamics.analysis.tables import small_test_set_note, test_sizes
 from l2dynamics.experiments.base import ReproduceRequest
-from l2dynamics.experiments.kinds import LAYER_KINDS, analyse
+from l2dynamics.experiments.kinds import LAYER_KINDS, TSTAR_KINDS, analyse
 from l2dynamics.experiments.spec import Experiment, load_experiment
 from l2dynamics.progress import ProgressFn, Update
 from l2dynamics.sweep.chunks import Context
@@ -136,14 +136,16 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def test_set_note(runs: pd.DataFrame, notes: list[str]) -> int | None:
+def test_set_note(runs: pd.DataFrame, notes: list[str], kind: str) -> int | None:
     """The smallest test set of the runs (examples; None without runs), and a note first in
     ``notes`` when it is small enough that one image moves an accuracy by
-    ≥ :data:`~l2dynamics.analysis.tables.SMALL_TEST_SET_POINTS` points."""
+    ≥ :data:`~l2dynamics.analysis.tables.SMALL_TEST_SET_POINTS` points and ``kind``'s outputs
+    hold t* and best accuracies (:data:`~l2dynamics.experiments.kinds.TSTAR_KINDS`), the
+    numbers the note is about."""
     if runs.empty:
         return None
     n = int(test_sizes(runs).min())
-    note = small_test_set_note(n)
+    note = small_test_set_note(n) if kind in TSTAR_KINDS else None
     if note:
         notes.insert(0, note)
     return n
@@ -194,7 +196,7 @@ def write_outputs(
     """
     outcome = analyse(exp, runs, curves, out, layers)
     outcome.notes[:0] = notes
-    n_test = test_set_note(runs, outcome.notes)
+    n_test = test_set_note(runs, outcome.notes, exp.kind)
     for name, table in outcome.tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     summary = {

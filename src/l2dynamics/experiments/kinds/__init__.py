@@ -10,7 +10,7 @@ One module per topic of the paper, mirroring :mod:`l2dynamics.analysis`: :mod:`.
 :mod:`.catapult` (``catapult``), :mod:`.curves` (``curves``, ``sigma_w``),
 :mod:`.autol2_vs_fixed` (``autol2``) and :mod:`.equilibrium` (``equilibrium``, which also
 takes the per-layer measurements: :data:`LAYER_KINDS`). They import :mod:`.base`, never this
-package's names.
+package's names. :data:`TSTAR_KINDS` are those whose outputs hold t* and best test accuracies.
 """
 
 from __future__ import annotations
@@ -42,6 +42,13 @@ KINDS: dict[str, KindFn] = {
 }
 # The kinds that read the runs' per-layer measurements (load_layer_measurements) too.
 LAYER_KINDS = ("equilibrium",)
+# The kinds whose outputs hold t* and the best test accuracies (each writes the run table,
+# l2dynamics.analysis.tables.run_table): what a small test set does to those numbers is said
+# in their reports only (sweep_figure.test_set_note). The equilibrium kind reads angles, not
+# test accuracy.
+TSTAR_KINDS = frozenset(
+    {"scaling", "autol2", "fixed_budget", "time_to_fit", "catapult", "curves", "sigma_w"}
+)
 
 
 def analyse(
@@ -64,4 +71,4 @@ def analyse(
     return KINDS[exp.kind](exp, runs, curves, out)
 
 
-__all__ = ["KINDS", "LAYER_KINDS", "KindFn", "Outcome", "analyse", "finite"]
+__all__ = ["KINDS", "LAYER_KINDS", "TSTAR_KINDS", "KindFn", "Outcome", "analyse", "finite"]

@@ -2,8 +2,9 @@
 followed by a BatchNorm, measured against its prediction, and the time to reach it against
 1/(η·λ).
 
-The numbers come from :mod:`l2dynamics.analysis.equilibrium` (its rules: which angle, which
-part of a run, what "at equilibrium" means). It reads the runs' per-layer measurements
+The numbers come from :mod:`l2dynamics.analysis.equilibrium` (its rules: which runs, which
+angle, which part of a run, what "at equilibrium" means); the runs it leaves out (AutoL2, η·λ = 0,
+no BatchNorm-fed kernel measured) are counted in a note. It reads the runs' per-layer measurements
 (:func:`~l2dynamics.sweep.store.load_layer_measurements`), given as ``layers``. Units: angles
 in radians per step, times in steps.
 """
@@ -19,6 +20,7 @@ from l2dynamics.analysis.equilibrium import (
     TOLERANCE,
     equilibrium_table,
     fit_time_to_equilibrium,
+    left_out_note,
     plot_equilibrium,
 )
 from l2dynamics.experiments.kinds.base import Outcome, rounded
@@ -34,12 +36,15 @@ def equilibrium(
 ) -> Outcome:
     """Measured/predicted equilibrium angle per run (median and range over runs), the angle of
     the kernels not followed by a BatchNorm beside it, and the fit of the time to equilibrium
-    against 1/(η·λ) (slope with its bootstrap interval)."""
+    against 1/(η·λ) (slope with its bootstrap interval), over the runs the analysis reads
+    (:func:`~l2dynamics.analysis.equilibrium.equilibrium_runs`); a note counts the others."""
     del curves
     notes: list[str] = []
     if layers is None or layers.empty:
         layers = pd.DataFrame(columns=["hash", "step", "layer", "angle", "scale_invariant"])
         notes.append("no run of this store measured its layers (measure_layers = true)")
+    elif note := left_out_note(runs, layers):  # without layers, the note above says it all
+        notes.append(note)
     table = equilibrium_table(runs, layers)
     fit = fit_time_to_equilibrium(table)
     ratios = table["ratio"].to_numpy(np.float64) if len(table) else np.array([])
@@ -49,12 +54,18 @@ def equilibrium(
         notes.append(
             f"{len(never)} run(s) never stayed within {TOLERANCE:.0%} of their equilibrium angle"
         )
+    if fit["slope"] is None and len(table):  # the report's "no fit (see the notes)" row
+        notes.append(
+            f"no fit of the time to equilibrium: the {fit['n_runs']} run(s) that reached their "
+            "equilibrium angle span fewer than two values of η·λ"
+        )
     summary = {
         "n_layer_runs": int(len(table)),
         "ratio_median": rounded(float(np.median(ratios))) if len(ratios) else None,
         "ratio_range": [rounded(float(ratios.min())), rounded(float(ratios.max()))]
         if len(ratios)
         else None,
+        "ratio_n_runs": int(len(ratios)),  # runs with a prediction (sgdw+momentum, adam: none)
         # one entry per run, so runs sharing a λ (other η, seeds) do not overwrite each other
         "ratios": {
             f"eta={r.eta:g}, lam={r.lam:g}, run={r.hash}": rounded(r.ratio)
