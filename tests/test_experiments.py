@@ -119,6 +119,12 @@ def test_reproduce_command_json_and_bad_figure(run_cli, tmp_path, tiny_experimen
         ["reproduce", "fig2", "--out", str(tmp_path / "f"), "--json", "--quiet"]
     )
     assert code in (0, None) and json.loads(stdout)["n_runs"] == 8
+    # again as text (resumed from its store): the findings in the report's words, then the files
+    code, stdout, _ = run_cli(["reproduce", "fig2", "--out", str(tmp_path / "f"), "--quiet"])
+    lines = stdout.splitlines()
+    assert code in (0, None) and lines[0].endswith(": 8 runs")
+    assert lines[1].startswith("t* as the near-peak centre (")
+    assert lines[-1].startswith(f"wrote {tmp_path / 'f'}/ (summary.json, report.html, fig2.png)")
     code, stdout, stderr = run_cli(["reproduce", "fig99", "--out", str(tmp_path / "g")])
     assert code == 2 and "fig99" in stderr and not (tmp_path / "g").exists()
 

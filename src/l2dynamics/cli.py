@@ -1085,7 +1085,8 @@ def reproduce(
     quiet: bool,
 ) -> None:
     """Reproduce one figure of the paper: run its experiment (resumable), write FIGURE.png,
-    the CSV numbers behind it, summary.json and a self-contained report.html."""
+    the CSV numbers behind it, summary.json and a self-contained report.html, and print its
+    findings."""
     _ray_driver(executor)
     from l2dynamics.experiments import ReproduceRequest, runner
     from l2dynamics.sweep.runner import check_executor
@@ -1102,8 +1103,13 @@ def reproduce(
         summary = run(request)
     if json_out:
         sys.stdout.write(json.dumps(summary) + "\n")
-    else:
-        sys.stdout.write(f"wrote {out_dir}/ (summary.json, report.html, {figure}.png)\n")
+        return
+    head = str(summary.get("title", figure))
+    if "n_runs" in summary:  # fig5 (theory) trains no runs
+        head += f": {summary['n_runs']} runs"
+    lines = [head, *_findings(summary)]
+    lines.append(f"wrote {out_dir}/ (summary.json, report.html, {figure}.png)")
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 @app.command()

@@ -56,6 +56,7 @@ from l2dynamics.analysis.tables import (
     of_variant,
     run_configs,
     run_table,
+    uses_autol2,
     variants,
     within_budget,
 )
@@ -180,7 +181,7 @@ def truncation_problems(runs: pd.DataFrame) -> list[str]:
     """
     bad = []
     for run_hash, cfg in run_configs(runs).items():
-        if cfg.get("lr_schedule", "constant") != "constant" or cfg.get("autol2", False):
+        if cfg.get("lr_schedule", "constant") != "constant" or uses_autol2(cfg):
             bad.append(run_hash)
     return bad
 
