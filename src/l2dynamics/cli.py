@@ -640,6 +640,16 @@ def _defaults(specs: list[tuple], drop: tuple[str, ...]) -> dict[str, Any]:
     return {(o := click.Option(list(f), **kw)).name: o.default for f, kw in dropped}
 
 
+# The Ray executor's --gpus-per-task, one option for `sweep` and `reproduce`.
+_GPUS_PER_TASK = click.option(
+    "--gpus-per-task",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="GPUs each Ray task asks for (--executor ray; default: 1 on a cluster with GPUs, "
+    "else 0; a fraction lets tasks share a GPU).",
+)
+
+
 # predict-l2 calibrates at one λ with a constant η: no budget, schedule or AutoL2 options.
 _PREDICT_DROP = (
     "--epochs",
@@ -891,13 +901,7 @@ def _stopped_by_signal(resume: str) -> Iterator[None]:
     help="Train here, or as Ray tasks (pip install l2dynamics[ray]).",
 )
 @click.option("--address", default=None, help="Ray cluster address (default: a local cluster).")
-@click.option(
-    "--gpus-per-task",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="GPUs each Ray task asks for (--executor ray; default: 1 on a cluster with GPUs, "
-    "else 0; a fraction lets tasks share a GPU).",
-)
+@_GPUS_PER_TASK
 @click.option(
     "--checkpoint-every",
     "checkpoint_every_s",
@@ -1064,13 +1068,7 @@ def _figures_epilog() -> str:
 @click.option("--data-dir", default=None, help="MNIST / CIFAR-10 directory ($L2DYN_DATA).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local")
 @click.option("--address", default=None, help="Ray cluster address (--executor ray).")
-@click.option(
-    "--gpus-per-task",
-    type=click.FloatRange(min=0),
-    default=None,
-    help="GPUs each Ray task asks for (--executor ray; default: 1 on a cluster with GPUs, "
-    "else 0; a fraction lets tasks share a GPU).",
-)
+@_GPUS_PER_TASK
 @click.option("--json", "json_out", is_flag=True, help="Print summary.json on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def reproduce(
